@@ -1,0 +1,54 @@
+# Every habit of the project behind one target. `make demo` and `make test` work on a fresh machine:
+# they create the virtual environment and install what they need first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+export TZ := UTC
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: help venv up demo test unit integration statemachine e2e fake-tests lint format typecheck validate clean
+
+help:
+	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=python3.x (3.11 or newer)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed ## create .venv and install the project with its dev tools
+
+up: venv ## run the whole service locally in the foreground (API :8000, AWS :5000, fake Planet :8001)
+	$(PY) -m gateway_local up
+
+demo: venv ## start the local stack, run the seed document's orders end to end, print what landed
+	$(PY) -m gateway_local demo
+
+test: venv ## every suite: unit, integration, statemachine, fake Planet + SDK, e2e
+	$(PY) -m pytest --cov --cov-report=term-missing:skip-covered
+
+unit: venv
+	$(PY) -m pytest tests/unit
+integration: venv
+	$(PY) -m pytest tests/integration
+statemachine: venv
+	$(PY) -m pytest tests/statemachine
+fake-tests: venv
+	$(PY) -m pytest tests/fake_planet
+e2e: venv
+	$(PY) -m pytest tests/e2e
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+typecheck: venv
+	$(VENV)/bin/mypy shared/order_core functions
+
+clean:
+	rm -rf $(VENV) .venv-sam node_modules .aws-sam .pytest_cache .mypy_cache .ruff_cache .local-stack
