@@ -5,7 +5,9 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 export TZ := UTC
+export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
+
 
 .PHONY: help venv up demo test unit integration statemachine e2e fake-tests lint format typecheck validate clean
 
@@ -50,5 +52,21 @@ format: venv
 typecheck: venv
 	$(VENV)/bin/mypy shared/order_core functions
 
+SAM_VENV := .venv-sam
+ASL_VALIDATOR := .tools/node/node_modules/.bin/asl-validator
+
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet 'aws-sam-cli==1.170.*'
+	@touch $@
+
+$(ASL_VALIDATOR):
+	npm install --silent --no-audit --no-fund --prefix .tools/node asl-validator@4.0.0
+
+validate: $(SAM_VENV)/.installed $(ASL_VALIDATOR) ## sam validate --lint (own venv) and an ASL graph check
+	$(SAM_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
+	$(ASL_VALIDATOR) --json-path statemachine/order_workflow.asl.json
+
 clean:
-	rm -rf $(VENV) .venv-sam node_modules .aws-sam .pytest_cache .mypy_cache .ruff_cache .local-stack
+	rm -rf $(VENV) $(SAM_VENV) .tools .aws-sam .pytest_cache .mypy_cache .ruff_cache .local-stack

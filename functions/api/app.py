@@ -1,0 +1,113 @@
+"""ApiFunction: the Planet-compatible Orders API v2 under /compute/ops."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from order_core import wiring
+from order_core.config import get_settings
+from order_core.errors import InvalidDownloadToken, OrderNotFound
+from order_core.models.planet import OrderRequest, invalid_json_body, planet_error_body
+from order_core.observability import logger, metrics, tracer
+from order_core.services.orders import order_view
+
+app = APIGatewayRestResolver(strip_prefixes=[])
+PREFIX = "/compute/ops"
+DEFAULT_TENANT = "default"
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
+                    body=json.dumps(body, separators=(",", ":")), headers=headers)
+
+
+def _message(status: int, message: str) -> Response:
+    return _json(status, {"message": message})
+
+
+def base_url() -> str:
+    """The public root of this API (…/compute/ops), as the client reached it."""
+    configured = get_settings().public_base_url
+    if configured:
+        return configured.rstrip("/")
+    event = app.current_event
+    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
+    host = headers.get("host") or event.request_context.domain_name or "localhost"
+    proto = headers.get("x-forwarded-proto", "https")
+    stage = f"/{event.request_context.stage}" if host.endswith(".amazonaws.com") else ""
+    return f"{proto}://{host}{stage}{PREFIX}"
+
+
+def tenant() -> str:
+    return DEFAULT_TENANT
+
+
+def _order_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise OrderNotFound(value) from None
+
+
+@app.post(f"{PREFIX}/orders/v2")
+def create_order() -> Response:
+    body = app.current_event.decoded_body or ""
+    try:
+        payload = json.loads(body)
+    except json.JSONDecodeError as exc:
+        return _json(400, invalid_json_body(exc))
+    try:
+        request = OrderRequest.model_validate(payload)
+    except ValidationError as exc:
+        return _json(400, planet_error_body(exc))
+    record = wiring.order_service().create(request, tenant())
+    return _json(202, order_view(record, base_url()))
+
+
+@app.get(f"{PREFIX}/orders/v2/<order_id>")
+def get_order(order_id: str) -> Response:
+    record = wiring.order_service().get(_order_id(order_id), tenant())
+    return _json(200, order_view(record, base_url(), wiring.download_links()))
+
+
+@app.get(f"{PREFIX}/download")
+def download() -> Response:
+    token = app.current_event.get_query_string_value("token", "") or ""
+    claims = wiring.download_links().verify(token)
+    url = wiring.results_store().presigned_get(claims.key, expires_in=300, filename=claims.filename)
+    return Response(status_code=302, headers={"Location": url}, body="")
+
+
+@app.exception_handler(OrderNotFound)
+def order_not_found(exc: OrderNotFound) -> Response:
+    return _message(404, f"Could not load order ID: {exc}.")
+
+
+@app.exception_handler(InvalidDownloadToken)
+def bad_token(exc: InvalidDownloadToken) -> Response:
+    return _message(401, str(exc))
+
+
+@app.not_found
+def route_not_found(_exc: Exception) -> Response:
+    return _message(404, "Not found")
+
+
+@app.exception_handler(Exception)
+def unexpected(exc: Exception) -> Response:
+    logger.exception("unhandled error")
+    return _message(500, "Internal server error")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

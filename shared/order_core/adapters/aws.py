@@ -1,0 +1,21 @@
+"""boto3 clients, created on first use (never at import time) and shared per execution environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+
+@lru_cache(maxsize=None)
+def client(service: str) -> Any:
+    """A boto3 client; ``AWS_ENDPOINT_URL`` (set by the local stack) points it at moto."""
+    import boto3  # imported lazily: boto3 is the largest part of a cold start
+
+    return boto3.session.Session().client(service)
+
+
+@lru_cache(maxsize=None)
+def resource(service: str) -> Any:
+    import boto3
+
+    return boto3.session.Session().resource(service)

@@ -1,0 +1,77 @@
+"""SQS (intake), Step Functions (workflow) and SNS (completion events)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from order_core.adapters.aws import client
+from order_core.models.order import ACCEPTED_MESSAGE_TYPE, AcceptedOrderMessage, CompletionEvent, WorkflowInput
+
+
+class IntakeQueue:
+    def __init__(self, queue_url: str, sqs: Any = None) -> None:
+        self._url = queue_url
+        self._sqs = sqs
+
+    @property
+    def sqs(self) -> Any:
+        if self._sqs is None:
+            self._sqs = client("sqs")
+        return self._sqs
+
+    def send_accepted(self, message: AcceptedOrderMessage) -> None:
+        self.sqs.send_message(
+            QueueUrl=self._url,
+            MessageBody=message.model_dump_json(),
+            MessageAttributes={"message_type": {"DataType": "String", "StringValue": ACCEPTED_MESSAGE_TYPE}},
+        )
+
+    def retry_later(self, receipt_handle: str, seconds: int) -> None:
+        """Make a message visible again after ``seconds`` (SQS caps visibility at 12 hours)."""
+        self.sqs.change_message_visibility(
+            QueueUrl=self._url, ReceiptHandle=receipt_handle, VisibilityTimeout=max(0, min(seconds, 43_200))
+        )
+
+
+class OrderWorkflow:
+    def __init__(self, state_machine_arn: str, sfn: Any = None) -> None:
+        self._arn = state_machine_arn
+        self._sfn = sfn
+
+    def start(self, workflow_input: WorkflowInput) -> bool:
+        """Start the order's execution, named by the order id: a second start is a no-op.
+
+        Returns False when the execution already existed.
+        """
+        sfn = self._sfn or client("stepfunctions")
+        try:
+            sfn.start_execution(
+                stateMachineArn=self._arn,
+                name=workflow_input.order_id,
+                input=workflow_input.model_dump_json(),
+            )
+        except sfn.exceptions.ExecutionAlreadyExists:
+            return False
+        return True
+
+
+class CompletionEvents:
+    def __init__(self, topic_arn: str, sns: Any = None) -> None:
+        self._arn = topic_arn
+        self._sns = sns
+
+    def publish(self, event: CompletionEvent) -> str:
+        sns = self._sns or client("sns")
+        response = sns.publish(
+            TopicArn=self._arn,
+            Subject=f"Planet order {event.state.value}"[:100],
+            Message=json.dumps(event.model_dump(mode="json"), separators=(",", ":")),
+            MessageAttributes={
+                "state": {"DataType": "String", "StringValue": event.state.value},
+                "source_type": {"DataType": "String", "StringValue": event.source_type},
+                "tenant": {"DataType": "String", "StringValue": event.tenant},
+                "event_id": {"DataType": "String", "StringValue": event.event_id},
+            },
+        )
+        return str(response["MessageId"])

@@ -1,0 +1,166 @@
+"""The domain order: what the gateway records about each order, and the messages that move it along."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from order_core.models.planet import OrderState
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def planet_time(value: datetime) -> str:
+    """RFC 3339 with milliseconds and ``Z``, as Planet writes timestamps."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+class Phase(StrEnum):
+    """Where the gateway is with an order, finer than Planet's ``state``."""
+
+    ACCEPTED = "accepted"  # recorded and queued; not yet sent to Planet
+    SUBMITTING = "submitting"  # write-ahead: a POST to Planet may be in flight
+    SUBMITTED = "submitted"  # Planet has it; the workflow follows it
+    DELIVERING = "delivering"  # Planet finished; results are being landed in S3
+    FINALIZED = "finalized"  # terminal state recorded and the completion event published
+
+
+class LandedFile(BaseModel):
+    """One result file copied into the results bucket and verified against the manifest."""
+
+    path: str = Field(description="Path relative to the order's folder, as in manifest.json")
+    key: str = Field(description="S3 key of the landed copy")
+    size: int
+    md5: str
+    sha256: str
+    media_type: str | None = None
+
+
+class OrderRecord(BaseModel):
+    """An order as the gateway keeps it (one DynamoDB item)."""
+
+    model_config = ConfigDict(validate_assignment=True)
+
+    order_id: str
+    tenant: str
+    name: str
+    source_type: str = "scenes"
+    request: dict[str, Any]
+    state: OrderState = OrderState.queued
+    phase: Phase = Phase.ACCEPTED
+    created_on: datetime = Field(default_factory=utcnow)
+    last_modified: datetime = Field(default_factory=utcnow)
+    last_message: str = "Preparing order"
+    error_hints: list[str] = Field(default_factory=list)
+
+    #: Refused before reaching Planet (invalid SQS message, or Planet answered 4xx): ends ``failed``.
+    rejected: bool = False
+    #: Cancelled by the client before it reached Planet: never submitted, ends ``cancelled``.
+    cancel_requested: bool = False
+
+    upstream_order_id: str | None = None
+    upstream_state: str | None = None
+    submit_started_at: datetime | None = None
+    submit_attempts: int = 0
+    submitted_at: datetime | None = None
+
+    results: list[LandedFile] = Field(default_factory=list)
+    landed_bytes: int = 0
+    delivery_key: str | None = None
+    event_published_at: datetime | None = None
+
+    @property
+    def hosting(self) -> bool:
+        return bool(self.request.get("hosting"))
+
+    @property
+    def native_delivery(self) -> bool:
+        """Planet delivers the results itself (cloud delivery or hosting): nothing to land."""
+        return bool(self.request.get("delivery")) or self.hosting
+
+
+#: Message attribute ``message_type`` of intake messages sent by the API (external producers send none).
+ACCEPTED_MESSAGE_TYPE = "gateway.order.accepted"
+
+
+class AcceptedOrderMessage(BaseModel):
+    """What the API puts on the intake queue for an order it has recorded."""
+
+    order_id: str
+    tenant: str
+
+
+class WorkflowInput(BaseModel):
+    """The input of one order's workflow execution. Ids only: never the request, never a secret."""
+
+    order_id: str
+    tenant: str
+    submitted: bool
+    poll: dict[str, Any] = Field(
+        default_factory=lambda: {
+            "attempt": 0,
+            "upstream_state": None,
+            "wait_seconds": 0,
+            "deadline_passed": False,
+        }
+    )
+    error: dict[str, Any] | None = None
+
+
+class PollResult(BaseModel):
+    """What one poll tells the workflow: the upstream state and how long to wait before the next poll."""
+
+    attempt: int
+    upstream_state: str | None
+    wait_seconds: int
+    deadline_passed: bool = False
+
+
+class LandingProgress(BaseModel):
+    complete: bool
+    landed_files: int
+
+
+class CompletionEvent(BaseModel):
+    """The one SNS message published per order when it reaches a terminal state."""
+
+    event_type: str = "order.completed"
+    event_id: str
+    order_id: str
+    name: str
+    tenant: str
+    state: OrderState
+    source_type: str
+    upstream_order_id: str | None
+    created_on: str
+    completed_on: str
+    files: int
+    bytes: int
+    error_hints: list[str]
+    delivery: dict[str, str] | None = Field(
+        default=None, description="S3 location of delivery.json, the full list of landed files"
+    )
+
+
+class PollRequest(BaseModel):
+    """The PollFunction's event, as the state machine builds it."""
+
+    order_id: str
+    tenant: str
+    attempt: int = 0
+
+
+class FinalizeRequest(BaseModel):
+    """The FinalizeFunction's event: ``land`` the results, or ``finalize`` the order."""
+
+    action: Literal["land", "finalize"]
+    order_id: str
+    tenant: str
+    upstream_state: str | None = None
+    deadline_passed: bool | None = False
+    error: dict[str, Any] | None = None

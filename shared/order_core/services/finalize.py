@@ -1,0 +1,103 @@
+"""The end of every order: decide its terminal state, record it, publish exactly one completion event."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from order_core.adapters.messaging import CompletionEvents
+from order_core.adapters.orders_repo import OrdersRepository
+from order_core.errors import OrderNotFound
+from order_core.models.order import CompletionEvent, OrderRecord, Phase, planet_time, utcnow
+from order_core.models.planet import OrderState
+from order_core.observability import bind_order, logger, metrics
+
+_EVENT_NAMESPACE = uuid.UUID("0b7f8f0e-3c57-4d0b-8f5e-6a9a4d3e2c11")
+
+
+def terminal_outcome(record: OrderRecord, upstream_state: str | None, deadline_passed: bool,
+                     error: dict[str, Any] | None) -> tuple[OrderState, str, list[str]]:
+    """The terminal state, last message and error hints for an order, from how its workflow ended."""
+    hints = list(record.error_hints)
+    if error:
+        hints.append(_describe_error(error))
+        return OrderState.failed, "Order failed", hints
+    if upstream_state is None:  # never reached Planet
+        if record.cancel_requested:
+            return OrderState.cancelled, "Cancel success", hints
+        return OrderState.failed, "Order rejected", hints or ["The order was not accepted by Planet."]
+    state = OrderState(upstream_state)
+    if deadline_passed and not state.is_final:
+        hints.append(f"Planet did not finish the order before the polling deadline (last state {state.value}).")
+        return OrderState.failed, "Order timed out", hints
+    messages = {
+        OrderState.success: "Manifest delivery completed" if record.results else "Order completed",
+        OrderState.partial: "Order partially completed",
+        OrderState.failed: "Order failed",
+        OrderState.cancelled: "Cancel success",
+    }
+    return state, messages.get(state, record.last_message), hints
+
+
+def _describe_error(error: dict[str, Any]) -> str:
+    """Turn a Step Functions Catch result (``Error``/``Cause``) into a hint a person can act on."""
+    name = str(error.get("Error", "Error"))
+    cause = error.get("Cause") or ""
+    try:
+        parsed = json.loads(cause)
+        message = parsed.get("errorMessage", cause) if isinstance(parsed, dict) else cause
+    except (TypeError, ValueError):
+        message = cause
+    return f"{name}: {message}"[:1000]
+
+
+class FinalizeService:
+    def __init__(self, repo: OrdersRepository, events: CompletionEvents, bucket: str) -> None:
+        self._repo = repo
+        self._events = events
+        self._bucket = bucket
+
+    def finalize(self, order_id: str, *, upstream_state: str | None, deadline_passed: bool = False,
+                 error: dict[str, Any] | None = None) -> OrderState:
+        record = self._repo.get(order_id)
+        if record is None:
+            raise OrderNotFound(order_id)
+        bind_order(record.order_id, record.tenant)
+        if record.phase == Phase.FINALIZED:
+            return record.state  # a retried Finalize: the event went out already
+
+        state, message, hints = terminal_outcome(record, upstream_state, deadline_passed, error)
+        now = utcnow()
+        if record.event_published_at is None:
+            event = self._event(record, state, hints, now)
+            # Claim the right to publish with a conditional write: a retry never publishes twice.
+            if self._repo.update(order_id, {"event_published_at": now},
+                                 condition="attribute_not_exists(event_published_at)") is not None:
+                try:
+                    self._events.publish(event)
+                except Exception:
+                    self._repo.update(order_id, {}, remove=("event_published_at",))
+                    raise
+        self._repo.update(order_id, {"state": state, "phase": Phase.FINALIZED, "last_message": message,
+                                     "error_hints": hints, "last_modified": now})
+        logger.info("order finalized", extra={"state": state.value})
+        metrics.add_metric(name=f"Orders{state.value.capitalize()}", unit="Count", value=1)
+        return state
+
+    def _event(self, record: OrderRecord, state: OrderState, hints: list[str], now: Any) -> CompletionEvent:
+        return CompletionEvent(
+            event_id=str(uuid.uuid5(_EVENT_NAMESPACE, record.order_id)),
+            order_id=record.order_id,
+            name=record.name,
+            tenant=record.tenant,
+            state=state,
+            source_type=record.source_type,
+            upstream_order_id=record.upstream_order_id,
+            created_on=planet_time(record.created_on),
+            completed_on=planet_time(now),
+            files=len([f for f in record.results if f.path != "manifest.json"]),
+            bytes=record.landed_bytes,
+            error_hints=hints,
+            delivery={"bucket": self._bucket, "key": record.delivery_key} if record.delivery_key else None,
+        )

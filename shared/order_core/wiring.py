@@ -1,0 +1,125 @@
+"""Builds the services from settings, once per execution environment and only when first needed.
+
+Handlers call these; tests pass their own collaborators to the handlers instead.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from order_core.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from order_core.adapters.messaging import IntakeQueue
+    from order_core.adapters.orders_repo import OrdersRepository
+    from order_core.adapters.planet_client import PlanetClient
+    from order_core.adapters.storage import ResultsStore
+    from order_core.services.finalize import FinalizeService
+    from order_core.services.landing import LandingService
+    from order_core.services.links import DownloadLinks
+    from order_core.services.orders import OrderService
+    from order_core.services.poll import PollService
+    from order_core.services.submit import SubmitService
+
+
+def planet_api_key(settings: Settings) -> str:
+    if settings.planet_api_key:
+        return settings.planet_api_key
+    from order_core.adapters.secrets import get_secret
+
+    return get_secret(settings.planet_api_key_secret_id)
+
+
+@lru_cache(maxsize=1)
+def orders_repo() -> OrdersRepository:
+    from order_core.adapters.orders_repo import OrdersRepository
+
+    return OrdersRepository(get_settings().orders_table)
+
+
+@lru_cache(maxsize=1)
+def planet_client() -> PlanetClient:
+    from order_core.adapters.planet_client import PlanetClient
+
+    settings = get_settings()
+    return PlanetClient(settings.planet_api_url, planet_api_key(settings))
+
+
+@lru_cache(maxsize=1)
+def order_service() -> OrderService:
+    from order_core.adapters.messaging import IntakeQueue
+    from order_core.services.orders import OrderService
+
+    return OrderService(orders_repo(), IntakeQueue(get_settings().intake_queue_url))
+
+
+@lru_cache(maxsize=1)
+def download_links() -> DownloadLinks:
+    from order_core.adapters.secrets import get_secret
+    from order_core.services.links import DownloadLinks
+
+    settings = get_settings()
+    return DownloadLinks(get_secret(settings.download_token_secret_id), settings.download_token_ttl_seconds)
+
+
+@lru_cache(maxsize=1)
+def results_store() -> ResultsStore:
+    from order_core.adapters.storage import ResultsStore
+
+    return ResultsStore(get_settings().results_bucket)
+
+
+@lru_cache(maxsize=1)
+def intake_queue() -> IntakeQueue:
+    from order_core.adapters.messaging import IntakeQueue
+
+    return IntakeQueue(get_settings().intake_queue_url)
+
+
+@lru_cache(maxsize=1)
+def submit_service() -> SubmitService:
+    from order_core.adapters.messaging import OrderWorkflow
+    from order_core.services.submit import SubmitService
+
+    settings = get_settings()
+    return SubmitService(orders_repo(), planet_client(), OrderWorkflow(settings.workflow_arn),
+                         max_attempts=settings.submit_max_attempts)
+
+
+@lru_cache(maxsize=1)
+def poll_service() -> PollService:
+    from order_core.services.poll import PollService, history_safe_policy
+
+    settings = get_settings()
+    policy = history_safe_policy(settings.poll_first_wait_seconds, settings.poll_max_wait_seconds,
+                                 settings.poll_deadline_seconds)
+    return PollService(orders_repo(), planet_client(), policy, timedelta(seconds=settings.poll_deadline_seconds))
+
+
+@lru_cache(maxsize=1)
+def landing_service() -> LandingService:
+    from order_core.adapters.downloads import ResultDownloader
+    from order_core.services.landing import LandingService
+
+    settings = get_settings()
+    downloader = ResultDownloader(settings.allowed_download_hosts, allow_http=settings.allow_http_downloads,
+                                  chunk_bytes=settings.download_chunk_bytes)
+    return LandingService(orders_repo(), planet_client(), downloader, results_store(), settings.results_prefix)
+
+
+@lru_cache(maxsize=1)
+def finalize_service() -> FinalizeService:
+    from order_core.adapters.messaging import CompletionEvents
+    from order_core.services.finalize import FinalizeService
+
+    settings = get_settings()
+    return FinalizeService(orders_repo(), CompletionEvents(settings.completion_topic_arn), settings.results_bucket)
+
+
+def reset() -> None:
+    """Forget every built collaborator and the settings (tests change the environment between cases)."""
+    for factory in (orders_repo, planet_client, order_service, download_links, results_store, intake_queue,
+                    submit_service, poll_service, landing_service, finalize_service, get_settings):
+        factory.cache_clear()
