@@ -7,28 +7,32 @@ import json
 import os
 import sys
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 # Before anything can create a boto3 client: no real credentials, one region, UTC (moto's Wait states use
 # local time), no X-Ray.
-os.environ.update({
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "TZ": "UTC",
-    "POWERTOOLS_SERVICE_NAME": "planet-orders-gateway",
-    "POWERTOOLS_METRICS_NAMESPACE": "PlanetOrdersGateway",
-    "POWERTOOLS_TRACE_DISABLED": "true",
-})
+os.environ.update(
+    {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "TZ": "UTC",
+        "POWERTOOLS_SERVICE_NAME": "planet-orders-gateway",
+        "POWERTOOLS_METRICS_NAMESPACE": "PlanetOrdersGateway",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
 
-import moto  # noqa: E402,F401 - imported before boto3 clients exist, so mock_aws intercepts them
-import pytest  # noqa: E402
+import moto  # noqa: F401 - imported before boto3 clients exist, so mock_aws intercepts them
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -71,3 +75,128 @@ def load_event(name: str) -> Any:
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
+
+
+# --- a whole stack under moto: resources from template.yaml, the real handlers, a fake Planet -----------
+
+PLANET_KEY = "PLAK-test-key"
+
+
+@dataclass
+class AwsStack:
+    """The template's resources in moto, the real handlers in-process, and the fake Planet behind them."""
+
+    resources: Any
+    lambdas: Any
+    planet: Any
+    completion_queue_url: str
+    waits: list[float] = field(default_factory=list)
+
+    def ref(self, logical_id: str, attribute: str = "Ref") -> str:
+        return str(self.resources.attributes[logical_id][attribute])
+
+    def invoke(self, logical_id: str, event: Any) -> Any:
+        """Invoke a function as Lambda would; raise if it reported an error."""
+        result = self.lambdas.invoke(self.resources.functions[logical_id].name, event)
+        payload = json.loads(result.payload)
+        if result.errored:
+            raise AssertionError(f"{logical_id} failed: {payload}")
+        return payload
+
+    def invoke_raw(self, logical_id: str, event: Any) -> Any:
+        return self.lambdas.invoke(self.resources.functions[logical_id].name, event)
+
+    def record(self, order_id: str) -> Any:
+        from order_core import wiring
+
+        return wiring.orders_repo().get(order_id)
+
+    def completion_events(self, wait_seconds: int = 0) -> list[dict[str, Any]]:
+        import boto3
+
+        sqs = boto3.client("sqs")
+        events = []
+        while True:
+            got = sqs.receive_message(
+                QueueUrl=self.completion_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds
+            )
+            messages = got.get("Messages", [])
+            if not messages:
+                return events
+            for message in messages:
+                envelope = json.loads(message["Body"])
+                events.append(
+                    {
+                        "message": json.loads(envelope["Message"]),
+                        "attributes": envelope.get("MessageAttributes", {}),
+                    }
+                )
+                sqs.delete_message(QueueUrl=self.completion_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def planet_orders(self) -> list[dict[str, Any]]:
+        import requests
+
+        body = requests.get(f"{self.planet.url}/_fake/orders", timeout=5).json()
+        return body["orders"] if isinstance(body, dict) else body
+
+    def planet_fault(self, **rule: Any) -> None:
+        import requests
+
+        requests.post(f"{self.planet.url}/_fake/faults", json=rule, timeout=5).raise_for_status()
+
+
+@pytest.fixture
+def fake_planet() -> Iterator[Any]:
+    from planet_fake.config import FakePlanetConfig
+    from planet_fake.server import start_in_thread
+
+    server = start_in_thread(
+        config=FakePlanetConfig(
+            queued_seconds=0.2, running_seconds=0.2, file_size=64 * 1024, rate_limits=False
+        )
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws_stack(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, fake_planet: Any
+) -> Iterator[AwsStack]:
+    """Provision template.yaml in moto. Mark a test ``execute_workflows`` to run the state machine for real."""
+    import boto3
+    from gateway_local.lambda_runtime import InProcessLambdas
+    from gateway_local.provision import ProvisionSettings, Provisioner, create_completion_events_queue
+    from gateway_local.template import load_template
+    from moto import mock_aws
+
+    from order_core import wiring
+
+    execute = request.node.get_closest_marker("execute_workflows") is not None
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": execute}}):
+        settings = ProvisionSettings(
+            secret_values={"PlanetApiKeySecret": PLANET_KEY},
+            environment_overrides={
+                "PLANET_API_URL": fake_planet.base_url,
+                "DOWNLOAD_ALLOWED_HOSTS": "127.0.0.1",
+                "POLL_FIRST_WAIT_SECONDS": "2",
+                "POLL_MAX_WAIT_SECONDS": "8",
+            },
+        )
+        resources = Provisioner(load_template(ROOT / "template.yaml"), boto3.client, settings).provision()
+        for spec in resources.functions.values():
+            for key, value in spec.environment.items():
+                monkeypatch.setenv(key, value)
+        monkeypatch.setenv("ALLOW_HTTP_DOWNLOADS", "true")
+        topics = [attrs["Ref"] for attrs in resources.of_type("AWS::SNS::Topic").values()]
+        completion_queue = create_completion_events_queue(boto3.client, topics)
+        lambdas = InProcessLambdas()
+        for spec in resources.functions.values():
+            lambdas.add(spec)
+        lambdas.install()
+        wiring.reset()
+        try:
+            yield AwsStack(resources, lambdas, fake_planet, completion_queue)
+        finally:
+            lambdas.uninstall()
+            wiring.reset()

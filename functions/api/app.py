@@ -9,14 +9,13 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
-
 from order_core import wiring
 from order_core.config import get_settings
 from order_core.errors import InvalidDownloadToken, OrderNotFound
 from order_core.models.planet import OrderRequest, invalid_json_body, planet_error_body
 from order_core.observability import logger, metrics, tracer
 from order_core.services.orders import order_view
+from pydantic import ValidationError
 
 app = APIGatewayRestResolver(strip_prefixes=[])
 PREFIX = "/compute/ops"
@@ -24,8 +23,12 @@ DEFAULT_TENANT = "default"
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
-                    body=json.dumps(body, separators=(",", ":")), headers=headers)
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body, separators=(",", ":")),
+        headers=headers,
+    )
 
 
 def _message(status: int, message: str) -> Response:

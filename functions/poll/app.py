@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from order_core import wiring
 from order_core.models.order import PollRequest
 from order_core.observability import logger, metrics, tracer

@@ -7,7 +7,6 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from order_core import wiring
 from order_core.observability import logger, metrics, tracer
 from order_core.services.submit import IntakeMessage, RetryLater
@@ -16,8 +15,8 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 
 def _attribute(record: SQSRecord, name: str) -> str | None:
-    attribute = record.message_attributes.get(name)
-    return attribute.string_value if attribute else None
+    attributes = record.message_attributes
+    return attributes[name].string_value if name in attributes else None
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -40,5 +39,6 @@ def record_handler(record: SQSRecord) -> None:
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor,
-                                    context=context)
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

@@ -59,3 +59,26 @@ class UpstreamUnavailable(UpstreamError):
     ) -> None:
         super().__init__(message, status=status, body=body)
         self.ambiguous = ambiguous
+
+
+class DownloadRefused(UpstreamError):
+    """A result URL (or one of its redirect hops) is not one the gateway may fetch."""
+
+
+class LinkExpired(UpstreamError):
+    """Planet refused a result link (401/403/410): refresh it by GETting the order again."""
+
+
+class ResultVerificationFailed(GatewayError):
+    """A landed file's size or digests never matched the manifest: the order must not report success."""
+
+
+# --- the gateway's own API ---------------------------------------------------------------------------------
+
+
+class OrderNotFound(GatewayError):
+    """No such order for this tenant (another tenant's order is reported the same way)."""
+
+
+class InvalidDownloadToken(GatewayError):
+    """A download token is malformed, forged or expired."""

@@ -84,8 +84,12 @@ def submit_service() -> SubmitService:
     from order_core.services.submit import SubmitService
 
     settings = get_settings()
-    return SubmitService(orders_repo(), planet_client(), OrderWorkflow(settings.workflow_arn),
-                         max_attempts=settings.submit_max_attempts)
+    return SubmitService(
+        orders_repo(),
+        planet_client(),
+        OrderWorkflow(settings.workflow_arn),
+        max_attempts=settings.submit_max_attempts,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -93,9 +97,12 @@ def poll_service() -> PollService:
     from order_core.services.poll import PollService, history_safe_policy
 
     settings = get_settings()
-    policy = history_safe_policy(settings.poll_first_wait_seconds, settings.poll_max_wait_seconds,
-                                 settings.poll_deadline_seconds)
-    return PollService(orders_repo(), planet_client(), policy, timedelta(seconds=settings.poll_deadline_seconds))
+    policy = history_safe_policy(
+        settings.poll_first_wait_seconds, settings.poll_max_wait_seconds, settings.poll_deadline_seconds
+    )
+    return PollService(
+        orders_repo(), planet_client(), policy, timedelta(seconds=settings.poll_deadline_seconds)
+    )
 
 
 @lru_cache(maxsize=1)
@@ -104,9 +111,14 @@ def landing_service() -> LandingService:
     from order_core.services.landing import LandingService
 
     settings = get_settings()
-    downloader = ResultDownloader(settings.allowed_download_hosts, allow_http=settings.allow_http_downloads,
-                                  chunk_bytes=settings.download_chunk_bytes)
-    return LandingService(orders_repo(), planet_client(), downloader, results_store(), settings.results_prefix)
+    downloader = ResultDownloader(
+        settings.allowed_download_hosts,
+        allow_http=settings.allow_http_downloads,
+        chunk_bytes=settings.download_chunk_bytes,
+    )
+    return LandingService(
+        orders_repo(), planet_client(), downloader, results_store(), settings.results_prefix
+    )
 
 
 @lru_cache(maxsize=1)
@@ -115,11 +127,24 @@ def finalize_service() -> FinalizeService:
     from order_core.services.finalize import FinalizeService
 
     settings = get_settings()
-    return FinalizeService(orders_repo(), CompletionEvents(settings.completion_topic_arn), settings.results_bucket)
+    return FinalizeService(
+        orders_repo(), CompletionEvents(settings.completion_topic_arn), settings.results_bucket
+    )
 
 
 def reset() -> None:
     """Forget every built collaborator and the settings (tests change the environment between cases)."""
-    for factory in (orders_repo, planet_client, order_service, download_links, results_store, intake_queue,
-                    submit_service, poll_service, landing_service, finalize_service, get_settings):
+    for factory in (
+        orders_repo,
+        planet_client,
+        order_service,
+        download_links,
+        results_store,
+        intake_queue,
+        submit_service,
+        poll_service,
+        landing_service,
+        finalize_service,
+        get_settings,
+    ):
         factory.cache_clear()

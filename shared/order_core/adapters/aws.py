@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 
-@lru_cache(maxsize=None)
+@cache
 def client(service: str) -> Any:
     """A boto3 client; ``AWS_ENDPOINT_URL`` (set by the local stack) points it at moto."""
     import boto3  # imported lazily: boto3 is the largest part of a cold start
@@ -14,7 +14,7 @@ def client(service: str) -> Any:
     return boto3.session.Session().client(service)
 
 
-@lru_cache(maxsize=None)
+@cache
 def resource(service: str) -> Any:
     import boto3
 

@@ -35,9 +35,15 @@ class DownloadStream:
 class ResultDownloader:
     """Opens result links as streams; follows at most three redirects, each one re-checked."""
 
-    def __init__(self, allowed_hosts: frozenset[str], *, allow_http: bool = False,
-                 chunk_bytes: int = 1024 * 1024, session: requests.Session | None = None,
-                 timeout: tuple[float, float] = (10.0, 60.0)) -> None:
+    def __init__(
+        self,
+        allowed_hosts: frozenset[str],
+        *,
+        allow_http: bool = False,
+        chunk_bytes: int = 1024 * 1024,
+        session: requests.Session | None = None,
+        timeout: tuple[float, float] = (10.0, 60.0),
+    ) -> None:
         self._allowed_hosts = allowed_hosts
         self._allow_http = allow_http
         self._chunk_bytes = chunk_bytes
@@ -65,8 +71,9 @@ class ResultDownloader:
         for _hop in range(MAX_REDIRECTS + 1):
             self.check_url(url)
             try:
-                response = self._session.get(url, headers=headers, stream=True, allow_redirects=False,
-                                             timeout=self._timeout)
+                response = self._session.get(
+                    url, headers=headers, stream=True, allow_redirects=False, timeout=self._timeout
+                )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise UpstreamUnavailable(f"download failed: {type(exc).__name__}") from exc
             if response.is_redirect:

@@ -6,7 +6,12 @@ import json
 from typing import Any
 
 from order_core.adapters.aws import client
-from order_core.models.order import ACCEPTED_MESSAGE_TYPE, AcceptedOrderMessage, CompletionEvent, WorkflowInput
+from order_core.models.order import (
+    ACCEPTED_MESSAGE_TYPE,
+    AcceptedOrderMessage,
+    CompletionEvent,
+    WorkflowInput,
+)
 
 
 class IntakeQueue:

@@ -23,8 +23,9 @@ class MultipartWriter:
     Memory is bounded by one part. A file smaller than one part is sent with a single PutObject.
     """
 
-    def __init__(self, s3: Any, bucket: str, key: str, *, part_size: int, metadata: dict[str, str],
-                 content_type: str) -> None:
+    def __init__(
+        self, s3: Any, bucket: str, key: str, *, part_size: int, metadata: dict[str, str], content_type: str
+    ) -> None:
         self._s3, self._bucket, self._key = s3, bucket, key
         self._part_size = part_size
         self._metadata, self._content_type = metadata, content_type
@@ -52,15 +53,21 @@ class MultipartWriter:
     def complete(self) -> None:
         if self._upload_id is None:
             self._s3.put_object(
-                Bucket=self._bucket, Key=self._key, Body=bytes(self._buffer),
-                Metadata=self._metadata, ContentType=self._content_type,
+                Bucket=self._bucket,
+                Key=self._key,
+                Body=bytes(self._buffer),
+                Metadata=self._metadata,
+                ContentType=self._content_type,
             )
             return
         if self._buffer:
             self._flush(bytes(self._buffer))
             self._buffer.clear()
         self._s3.complete_multipart_upload(
-            Bucket=self._bucket, Key=self._key, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            MultipartUpload={"Parts": self._parts},
         )
 
     def abort(self) -> None:
@@ -81,10 +88,22 @@ class ResultsStore:
             self._s3 = client("s3")
         return self._s3
 
-    def writer(self, key: str, *, size_hint: int, metadata: dict[str, str],
-               content_type: str = "application/octet-stream") -> MultipartWriter:
-        return MultipartWriter(self.s3, self.bucket, key, part_size=part_size_for(size_hint),
-                               metadata=metadata, content_type=content_type)
+    def writer(
+        self,
+        key: str,
+        *,
+        size_hint: int,
+        metadata: dict[str, str],
+        content_type: str = "application/octet-stream",
+    ) -> MultipartWriter:
+        return MultipartWriter(
+            self.s3,
+            self.bucket,
+            key,
+            part_size=part_size_for(size_hint),
+            metadata=metadata,
+            content_type=content_type,
+        )
 
     def metadata(self, key: str) -> dict[str, str] | None:
         """The user metadata of an object, or None if it does not exist."""
@@ -99,13 +118,22 @@ class ResultsStore:
         return {**head.get("Metadata", {}), "content-length": str(head["ContentLength"])}
 
     def put_json(self, key: str, document: Any) -> None:
-        self.s3.put_object(Bucket=self.bucket, Key=key, ContentType="application/json",
-                           Body=json.dumps(document, indent=2).encode())
+        self.s3.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            ContentType="application/json",
+            Body=json.dumps(document, indent=2).encode(),
+        )
 
     def presigned_get(self, key: str, *, expires_in: int, filename: str) -> str:
-        return str(self.s3.generate_presigned_url(
-            "get_object",
-            Params={"Bucket": self.bucket, "Key": key,
-                    "ResponseContentDisposition": f'attachment; filename="{filename}"'},
-            ExpiresIn=expires_in,
-        ))
+        return str(
+            self.s3.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self.bucket,
+                    "Key": key,
+                    "ResponseContentDisposition": f'attachment; filename="{filename}"',
+                },
+                ExpiresIn=expires_in,
+            )
+        )

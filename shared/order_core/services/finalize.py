@@ -16,8 +16,9 @@ from order_core.observability import bind_order, logger, metrics
 _EVENT_NAMESPACE = uuid.UUID("0b7f8f0e-3c57-4d0b-8f5e-6a9a4d3e2c11")
 
 
-def terminal_outcome(record: OrderRecord, upstream_state: str | None, deadline_passed: bool,
-                     error: dict[str, Any] | None) -> tuple[OrderState, str, list[str]]:
+def terminal_outcome(
+    record: OrderRecord, upstream_state: str | None, deadline_passed: bool, error: dict[str, Any] | None
+) -> tuple[OrderState, str, list[str]]:
     """The terminal state, last message and error hints for an order, from how its workflow ended."""
     hints = list(record.error_hints)
     if error:
@@ -29,7 +30,9 @@ def terminal_outcome(record: OrderRecord, upstream_state: str | None, deadline_p
         return OrderState.failed, "Order rejected", hints or ["The order was not accepted by Planet."]
     state = OrderState(upstream_state)
     if deadline_passed and not state.is_final:
-        hints.append(f"Planet did not finish the order before the polling deadline (last state {state.value}).")
+        hints.append(
+            f"Planet did not finish the order before the polling deadline (last state {state.value})."
+        )
         return OrderState.failed, "Order timed out", hints
     messages = {
         OrderState.success: "Manifest delivery completed" if record.results else "Order completed",
@@ -58,8 +61,14 @@ class FinalizeService:
         self._events = events
         self._bucket = bucket
 
-    def finalize(self, order_id: str, *, upstream_state: str | None, deadline_passed: bool = False,
-                 error: dict[str, Any] | None = None) -> OrderState:
+    def finalize(
+        self,
+        order_id: str,
+        *,
+        upstream_state: str | None,
+        deadline_passed: bool = False,
+        error: dict[str, Any] | None = None,
+    ) -> OrderState:
         record = self._repo.get(order_id)
         if record is None:
             raise OrderNotFound(order_id)
@@ -72,15 +81,29 @@ class FinalizeService:
         if record.event_published_at is None:
             event = self._event(record, state, hints, now)
             # Claim the right to publish with a conditional write: a retry never publishes twice.
-            if self._repo.update(order_id, {"event_published_at": now},
-                                 condition="attribute_not_exists(event_published_at)") is not None:
+            if (
+                self._repo.update(
+                    order_id,
+                    {"event_published_at": now},
+                    condition="attribute_not_exists(event_published_at)",
+                )
+                is not None
+            ):
                 try:
                     self._events.publish(event)
                 except Exception:
                     self._repo.update(order_id, {}, remove=("event_published_at",))
                     raise
-        self._repo.update(order_id, {"state": state, "phase": Phase.FINALIZED, "last_message": message,
-                                     "error_hints": hints, "last_modified": now})
+        self._repo.update(
+            order_id,
+            {
+                "state": state,
+                "phase": Phase.FINALIZED,
+                "last_message": message,
+                "error_hints": hints,
+                "last_modified": now,
+            },
+        )
         logger.info("order finalized", extra={"state": state.value})
         metrics.add_metric(name=f"Orders{state.value.capitalize()}", unit="Count", value=1)
         return state

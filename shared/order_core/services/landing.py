@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import posixpath
 from collections.abc import Callable
-from typing import Any
 
 from order_core.adapters.downloads import ResultDownloader
 from order_core.adapters.orders_repo import OrdersRepository
@@ -35,15 +34,26 @@ def safe_relative_path(result_name: str) -> str:
     parts = result_name.replace("\\", "/").split("/", 1)
     relative = parts[1] if len(parts) == 2 else parts[0]
     normalised = posixpath.normpath(relative)
-    if (not relative or relative.startswith("/") or normalised.startswith("..") or normalised == "."
-            or any(segment in ("", "..") for segment in relative.split("/"))):
+    if (
+        not relative
+        or relative.startswith("/")
+        or normalised.startswith("..")
+        or normalised == "."
+        or any(segment in ("", "..") for segment in relative.split("/"))
+    ):
         raise ResultVerificationFailed(f"unsafe result path {result_name!r}")
     return normalised
 
 
 class LandingService:
-    def __init__(self, repo: OrdersRepository, planet: PlanetClient, downloader: ResultDownloader,
-                 store: ResultsStore, prefix: str) -> None:
+    def __init__(
+        self,
+        repo: OrdersRepository,
+        planet: PlanetClient,
+        downloader: ResultDownloader,
+        store: ResultsStore,
+        prefix: str,
+    ) -> None:
         self._repo = repo
         self._planet = planet
         self._downloader = downloader
@@ -66,7 +76,9 @@ class LandingService:
         links = [link for link in (upstream.links.results or []) if link.delivery in (None, "success")]
         manifest_link = next((lk for lk in links if lk.name.endswith("/" + MANIFEST)), None)
         if manifest_link is None or not manifest_link.location:
-            raise ResultVerificationFailed("Planet listed no manifest.json for this order; nothing can be verified")
+            raise ResultVerificationFailed(
+                "Planet listed no manifest.json for this order; nothing can be verified"
+            )
         manifest_bytes = self._fetch_small(manifest_link)
         manifest = Manifest.model_validate_json(manifest_bytes)
         expected = {entry.path: entry for entry in manifest.files}
@@ -81,7 +93,9 @@ class LandingService:
                 continue
             entry = expected.get(path)
             if entry is None or entry.size is None or not entry.digests.md5 or not entry.digests.sha256:
-                raise ResultVerificationFailed(f"{path} is not listed in manifest.json with its size and digests")
+                raise ResultVerificationFailed(
+                    f"{path} is not listed in manifest.json with its size and digests"
+                )
             if seconds_left() <= 0:
                 self._save(record, landed)
                 return LandingProgress(complete=False, landed_files=len(landed))
@@ -92,41 +106,72 @@ class LandingService:
 
         self._store_bytes(f"{base}/{MANIFEST}", manifest_bytes)
         delivery_key = f"{base}/{DELIVERY}"
-        self._store.put_json(delivery_key, {
-            "order_id": record.order_id,
-            "name": record.name,
-            "tenant": record.tenant,
-            "upstream_order_id": record.upstream_order_id,
-            "landed_on": utcnow().isoformat(),
-            "bucket": self._store.bucket,
-            "prefix": base,
-            "files": [item.model_dump() for item in landed.values()],
-        })
-        manifest_file = LandedFile(path=MANIFEST, key=f"{base}/{MANIFEST}", size=len(manifest_bytes),
-                                   md5=hashlib.md5(manifest_bytes).hexdigest(),  # noqa: S324 - a checksum
-                                   sha256=hashlib.sha256(manifest_bytes).hexdigest(),
-                                   media_type="application/json")
+        self._store.put_json(
+            delivery_key,
+            {
+                "order_id": record.order_id,
+                "name": record.name,
+                "tenant": record.tenant,
+                "upstream_order_id": record.upstream_order_id,
+                "landed_on": utcnow().isoformat(),
+                "bucket": self._store.bucket,
+                "prefix": base,
+                "files": [item.model_dump() for item in landed.values()],
+            },
+        )
+        manifest_file = LandedFile(
+            path=MANIFEST,
+            key=f"{base}/{MANIFEST}",
+            size=len(manifest_bytes),
+            md5=hashlib.md5(manifest_bytes).hexdigest(),  # noqa: S324 - a checksum
+            sha256=hashlib.sha256(manifest_bytes).hexdigest(),
+            media_type="application/json",
+        )
         files = [manifest_file, *landed.values()]
-        self._repo.update(order_id, {"results": files, "landed_bytes": sum(f.size for f in landed.values()),
-                                     "delivery_key": delivery_key, "last_modified": utcnow()})
+        self._repo.update(
+            order_id,
+            {
+                "results": files,
+                "landed_bytes": sum(f.size for f in landed.values()),
+                "delivery_key": delivery_key,
+                "last_modified": utcnow(),
+            },
+        )
         logger.info("results landed", extra={"files": len(landed)})
         return LandingProgress(complete=True, landed_files=len(landed))
 
     def _save(self, record: OrderRecord, landed: dict[str, LandedFile]) -> None:
-        self._repo.update(record.order_id, {"results": list(landed.values()), "last_modified": utcnow(),
-                                            "last_message": f"Landed {len(landed)} files"},
-                          only_in_phases=(Phase.DELIVERING,))
+        self._repo.update(
+            record.order_id,
+            {
+                "results": list(landed.values()),
+                "last_modified": utcnow(),
+                "last_message": f"Landed {len(landed)} files",
+            },
+            only_in_phases=(Phase.DELIVERING,),
+        )
 
     def _already_landed(self, key: str, entry: ManifestFile) -> LandedFile | None:
         meta = self._store.metadata(key)
-        if meta and meta.get("md5") == entry.digests.md5 and meta.get("sha256") == entry.digests.sha256 \
-                and meta.get("content-length") == str(entry.size):
-            return LandedFile(path=entry.path, key=key, size=entry.size, md5=entry.digests.md5,
-                              sha256=entry.digests.sha256, media_type=entry.media_type)
+        if (
+            meta
+            and meta.get("md5") == entry.digests.md5
+            and meta.get("sha256") == entry.digests.sha256
+            and meta.get("content-length") == str(entry.size)
+        ):
+            return LandedFile(
+                path=entry.path,
+                key=key,
+                size=entry.size,
+                md5=entry.digests.md5,
+                sha256=entry.digests.sha256,
+                media_type=entry.media_type,
+            )
         return None
 
-    def _land_file(self, record: OrderRecord, link: ResultLink, path: str, entry: ManifestFile,
-                   key: str) -> LandedFile:
+    def _land_file(
+        self, record: OrderRecord, link: ResultLink, path: str, entry: ManifestFile, key: str
+    ) -> LandedFile:
         last_error: Exception | None = None
         for attempt in range(1, ATTEMPTS_PER_FILE + 1):
             try:
@@ -136,21 +181,26 @@ class LandingService:
                 link = self._fresh_link(record, link)
             except (ResultVerificationFailed, UpstreamUnavailable) as exc:
                 last_error = exc
-                logger.warning("landing attempt failed", extra={"path": path, "attempt": attempt,
-                                                                "error": str(exc)})
+                logger.warning(
+                    "landing attempt failed", extra={"path": path, "attempt": attempt, "error": str(exc)}
+                )
                 metrics.add_metric(name="LandingRetries", unit="Count", value=1)
             else:
                 return landed
-        raise ResultVerificationFailed(f"{path} could not be landed and verified after {ATTEMPTS_PER_FILE} "
-                                       f"attempts: {last_error}")
+        raise ResultVerificationFailed(
+            f"{path} could not be landed and verified after {ATTEMPTS_PER_FILE} attempts: {last_error}"
+        )
 
     def _stream_once(self, link: ResultLink, path: str, entry: ManifestFile, key: str) -> LandedFile:
         if not link.location:
             raise ResultVerificationFailed(f"{path} has no download location")
         md5, sha256, size = hashlib.md5(), hashlib.sha256(), 0  # noqa: S324 - md5 is Planet's checksum
-        writer = self._store.writer(key, size_hint=entry.size, content_type=entry.media_type or
-                                    "application/octet-stream",
-                                    metadata={"md5": entry.digests.md5, "sha256": entry.digests.sha256})
+        writer = self._store.writer(
+            key,
+            size_hint=entry.size,
+            content_type=entry.media_type or "application/octet-stream",
+            metadata={"md5": entry.digests.md5, "sha256": entry.digests.sha256},
+        )
         try:
             with self._downloader.open(link.location) as stream:
                 for chunk in stream.chunks():
@@ -167,8 +217,14 @@ class LandingService:
         except BaseException:
             writer.abort()
             raise
-        return LandedFile(path=path, key=key, size=size, md5=md5.hexdigest(), sha256=sha256.hexdigest(),
-                          media_type=entry.media_type)
+        return LandedFile(
+            path=path,
+            key=key,
+            size=size,
+            md5=md5.hexdigest(),
+            sha256=sha256.hexdigest(),
+            media_type=entry.media_type,
+        )
 
     def _fresh_link(self, record: OrderRecord, stale: ResultLink) -> ResultLink:
         """Planet regenerates links on every GET of the order."""
@@ -206,5 +262,3 @@ def _mismatches(entry: ManifestFile, size: int, md5: str, sha256: str) -> list[s
     if sha256 != entry.digests.sha256:
         problems.append(f"sha256 {sha256} != manifest {entry.digests.sha256}")
     return problems
-
-

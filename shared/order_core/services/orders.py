@@ -54,8 +54,9 @@ class OrderService:
         return record
 
 
-def order_view(record: OrderRecord, base_url: str, links: DownloadLinks | None = None,
-               *, with_results: bool = True) -> dict[str, Any]:
+def order_view(
+    record: OrderRecord, base_url: str, links: DownloadLinks | None = None, *, with_results: bool = True
+) -> dict[str, Any]:
     """The order as Planet's API shows it, with result locations pointing at the landed copies."""
     view: dict[str, Any] = {
         "_links": {"_self": f"{base_url}/orders/v2/{record.order_id}"},
@@ -76,11 +77,13 @@ def order_view(record: OrderRecord, base_url: str, links: DownloadLinks | None =
         for landed in record.results:
             filename = landed.path.rsplit("/", 1)[-1]
             token, expires = links.issue(DownloadClaims(record.order_id, record.tenant, landed.key, filename))
-            results.append({
-                "name": f"{record.order_id}/{landed.path}",
-                "location": f"{base_url}/download/?token={token}",
-                "expires_at": planet_time(expires),
-                "delivery": "success",
-            })
+            results.append(
+                {
+                    "name": f"{record.order_id}/{landed.path}",
+                    "location": f"{base_url}/download/?token={token}",
+                    "expires_at": planet_time(expires),
+                    "delivery": "success",
+                }
+            )
         view["_links"]["results"] = results
     return view

@@ -28,8 +28,9 @@ def history_safe_policy(first_wait: int, max_wait: int, deadline_seconds: int) -
 
 
 class PollService:
-    def __init__(self, repo: OrdersRepository, planet: PlanetClient, policy: BackoffPolicy,
-                 deadline: timedelta) -> None:
+    def __init__(
+        self, repo: OrdersRepository, planet: PlanetClient, policy: BackoffPolicy, deadline: timedelta
+    ) -> None:
         self._repo = repo
         self._planet = planet
         self._policy = policy
@@ -47,20 +48,29 @@ class PollService:
         except UpstreamRateLimited as exc:
             logger.info("Planet rate limited the poll", extra={"retry_after": exc.retry_after})
             wait = self._policy.wait_for(order_id, attempt, exc.retry_after)
-            return PollResult(attempt=attempt + 1, upstream_state=record.upstream_state, wait_seconds=wait,
-                              deadline_passed=deadline_passed)
+            return PollResult(
+                attempt=attempt + 1,
+                upstream_state=record.upstream_state,
+                wait_seconds=wait,
+                deadline_passed=deadline_passed,
+            )
         except UpstreamUnavailable as exc:
             logger.info("Planet unavailable; polling again later", extra={"error": str(exc)})
-            return PollResult(attempt=attempt + 1, upstream_state=record.upstream_state,
-                              wait_seconds=self._policy.wait_for(order_id, attempt),
-                              deadline_passed=deadline_passed)
+            return PollResult(
+                attempt=attempt + 1,
+                upstream_state=record.upstream_state,
+                wait_seconds=self._policy.wait_for(order_id, attempt),
+                deadline_passed=deadline_passed,
+            )
 
         state = upstream.state
         changes: dict[str, object] = {"upstream_state": state.value, "last_modified": utcnow()}
         if state is OrderState.queued:
             changes["last_message"] = upstream.last_message or "Queued at Planet"
         elif state is OrderState.running:
-            changes.update(state=OrderState.running, last_message=upstream.last_message or "Running at Planet")
+            changes.update(
+                state=OrderState.running, last_message=upstream.last_message or "Running at Planet"
+            )
         elif state in (OrderState.success, OrderState.partial):
             # Not terminal for our clients until every file is landed and the event is out (DESIGN §3).
             changes.update(state=OrderState.running, phase=Phase.DELIVERING, last_message="Landing results")
@@ -69,6 +79,9 @@ class PollService:
         self._repo.update(order_id, changes, only_in_phases=(Phase.SUBMITTED, Phase.DELIVERING))
         if record.upstream_state != state.value:
             logger.info("upstream state changed", extra={"from": record.upstream_state, "to": state.value})
-        return PollResult(attempt=attempt + 1, upstream_state=state.value,
-                          wait_seconds=self._policy.wait_for(order_id, attempt),
-                          deadline_passed=deadline_passed and not state.is_final)
+        return PollResult(
+            attempt=attempt + 1,
+            upstream_state=state.value,
+            wait_seconds=self._policy.wait_for(order_id, attempt),
+            deadline_passed=deadline_passed and not state.is_final,
+        )

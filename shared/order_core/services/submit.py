@@ -70,8 +70,15 @@ def upstream_request(record: OrderRecord) -> dict[str, object]:
 
 
 class SubmitService:
-    def __init__(self, repo: OrdersRepository, planet: PlanetClient, workflow: OrderWorkflow,
-                 *, max_attempts: int = 6, retry_policy: BackoffPolicy | None = None) -> None:
+    def __init__(
+        self,
+        repo: OrdersRepository,
+        planet: PlanetClient,
+        workflow: OrderWorkflow,
+        *,
+        max_attempts: int = 6,
+        retry_policy: BackoffPolicy | None = None,
+    ) -> None:
         self._repo = repo
         self._planet = planet
         self._workflow = workflow
@@ -109,9 +116,15 @@ class SubmitService:
         except ValueError:
             parsed = None
         name = parsed.get("name") if isinstance(parsed, dict) and isinstance(parsed.get("name"), str) else ""
-        return OrderRecord(order_id=order_id, tenant=tenant, name=name or "(invalid order request)",
-                           request={}, last_message="Order request rejected", error_hints=hints,
-                           rejected=True)
+        return OrderRecord(
+            order_id=order_id,
+            tenant=tenant,
+            name=name or "(invalid order request)",
+            request={},
+            last_message="Order request rejected",
+            error_hints=hints,
+            rejected=True,
+        )
 
     # --- submission ----------------------------------------------------------------------------------------
 
@@ -178,8 +191,13 @@ class SubmitService:
             raise RetryLater(seconds, "Planet is rate limiting order creation") from exc
         except UpstreamUnavailable as exc:
             if record.submit_attempts >= self._max_attempts:
-                self._reject(record, [f"Planet did not accept the order after {record.submit_attempts} "
-                                      f"attempts; last error: {exc}"])
+                self._reject(
+                    record,
+                    [
+                        f"Planet did not accept the order after {record.submit_attempts} "
+                        f"attempts; last error: {exc}"
+                    ],
+                )
                 return None
             seconds = self._retry.wait_for(record.order_id, record.submit_attempts)
             raise RetryLater(seconds, f"Planet unavailable: {exc}") from exc
@@ -190,7 +208,9 @@ class SubmitService:
         marker = upstream_marker(record.order_id)
         try:
             for candidate in self._planet.list_orders(
-                name__contains=marker, source_type="all", created_on=f"{since.strftime('%Y-%m-%dT%H:%M:%SZ')}/.."
+                name__contains=marker,
+                source_type="all",
+                created_on=f"{since.strftime('%Y-%m-%dT%H:%M:%SZ')}/..",
             ):
                 if candidate.name.endswith(marker):
                     logger.info("reconciled an earlier submission", extra={"upstream_order_id": candidate.id})
@@ -205,19 +225,27 @@ class SubmitService:
         logger.warning("order rejected before reaching Planet", extra={"error_hints": hints})
         rejected = self._repo.update(
             record.order_id,
-            {"phase": Phase.ACCEPTED, "rejected": True, "error_hints": hints,
-             "last_message": "Order rejected", "last_modified": utcnow()},
+            {
+                "phase": Phase.ACCEPTED,
+                "rejected": True,
+                "error_hints": hints,
+                "last_message": "Order rejected",
+                "last_modified": utcnow(),
+            },
         )
         self._start_workflow(rejected or record, submitted=False)
 
     def _start_workflow(self, record: OrderRecord, *, submitted: bool) -> None:
-        started = self._workflow.start(WorkflowInput(order_id=record.order_id, tenant=record.tenant,
-                                                     submitted=submitted))
+        started = self._workflow.start(
+            WorkflowInput(order_id=record.order_id, tenant=record.tenant, submitted=submitted)
+        )
         if not started:
             logger.info("workflow already running for this order")
 
 
 def _validation_hints(exc: ValidationError) -> list[str]:
     body = planet_error_body(exc)
-    hints = [f"{field}: {item['message']}" for field, items in body.get("field", {}).items() for item in items]
+    hints = [
+        f"{field}: {item['message']}" for field, items in body.get("field", {}).items() for item in items
+    ]
     return hints or [item["message"] for item in body.get("general", [])]

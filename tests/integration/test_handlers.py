@@ -1,0 +1,265 @@
+"""Each handler → service → boto3 under moto, with the fake Planet upstream."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import boto3
+import pytest
+from conftest import AwsStack, load_event
+
+
+def api_event(
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    raw_body: str | None = None,
+    query: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    event = load_event("api_create_order.json")
+    event.update(
+        httpMethod=method,
+        path=path,
+        resource=path,
+        queryStringParameters=query,
+        multiValueQueryStringParameters={k: [v] for k, v in query.items()} if query else None,
+    )
+    event["body"] = raw_body if raw_body is not None else (json.dumps(body) if body is not None else None)
+    return event
+
+
+def create_order(stack: AwsStack, body: dict[str, Any]) -> dict[str, Any]:
+    response = stack.invoke("ApiFunction", api_event("POST", "/compute/ops/orders/v2", body))
+    assert response["statusCode"] == 202, response
+    return json.loads(response["body"])
+
+
+def intake_event(stack: AwsStack) -> dict[str, Any]:
+    """Receive what is on the intake queue and shape it as Lambda's SQS event."""
+    sqs = boto3.client("sqs")
+    url = stack.ref("IntakeQueue")
+    got = sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
+    )
+    records = []
+    for message in got.get("Messages", []):
+        records.append(
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": message.get("Attributes", {}),
+                "messageAttributes": {
+                    k: {"stringValue": v.get("StringValue"), "dataType": v["DataType"]}
+                    for k, v in message.get("MessageAttributes", {}).items()
+                },
+                "md5OfBody": message["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": stack.ref("IntakeQueue", "Arn"),
+                "awsRegion": "us-east-1",
+            }
+        )
+    return {"Records": records}
+
+
+def executions(stack: AwsStack) -> list[dict[str, Any]]:
+    sfn = boto3.client("stepfunctions")
+    return sfn.list_executions(stateMachineArn=stack.ref("OrderWorkflow"))["executions"]
+
+
+def scenes_request(name: str = "scenes order, direct download") -> dict[str, Any]:
+    return json.loads(
+        (load_event.__globals__["EVENTS"] / "planet" / "create_scenes_direct.json").read_text()
+    ) | {"name": name}
+
+
+# --- ApiFunction ------------------------------------------------------------------------------------------
+
+
+def test_api_create_valid_order_records_queues_and_answers_202_queued(aws_stack: AwsStack) -> None:
+    order = create_order(aws_stack, scenes_request())
+
+    assert order["state"] == "queued"
+    assert order["name"] == "scenes order, direct download"
+    assert order["_links"]["_self"].endswith(f"/v1/compute/ops/orders/v2/{order['id']}")
+    assert aws_stack.record(order["id"]).phase == "accepted"
+    assert len(intake_event(aws_stack)["Records"]) == 1
+
+
+def test_api_create_seed_malformed_json_answers_400_in_planet_shape(aws_stack: AwsStack) -> None:
+    malformed = (
+        load_event.__globals__["EVENTS"] / "planet" / "create_scenes_gcs_clip_malformed.txt"
+    ).read_text()
+    response = aws_stack.invoke(
+        "ApiFunction", api_event("POST", "/compute/ops/orders/v2", raw_body=malformed)
+    )
+
+    assert response["statusCode"] == 400
+    body = json.loads(response["body"])
+    assert "not valid JSON" in body["general"][0]["message"]
+    assert intake_event(aws_stack)["Records"] == []
+
+
+def test_api_create_invalid_order_names_the_field(aws_stack: AwsStack) -> None:
+    request = scenes_request() | {"products": []}
+    response = aws_stack.invoke("ApiFunction", api_event("POST", "/compute/ops/orders/v2", request))
+
+    assert response["statusCode"] == 400
+    assert "products" in json.loads(response["body"])["field"]
+
+
+@pytest.mark.parametrize("order_id", ["not-a-uuid", "3f1d1c3e-6a34-4d6e-9f5b-0d3c8f1f2a10"])
+def test_api_get_unknown_order_answers_planet_404(aws_stack: AwsStack, order_id: str) -> None:
+    response = aws_stack.invoke("ApiFunction", api_event("GET", f"/compute/ops/orders/v2/{order_id}"))
+
+    assert response["statusCode"] == 404
+    assert json.loads(response["body"]) == {"message": f"Could not load order ID: {order_id}."}
+
+
+# --- SubmitFunction ---------------------------------------------------------------------------------------
+
+
+def test_submit_accepted_order_creates_one_upstream_order_and_starts_its_workflow(
+    aws_stack: AwsStack,
+) -> None:
+    order = create_order(aws_stack, scenes_request())
+    event = intake_event(aws_stack)
+
+    assert aws_stack.invoke("SubmitFunction", event) == {"batchItemFailures": []}
+    assert aws_stack.invoke("SubmitFunction", event) == {"batchItemFailures": []}  # redelivered
+
+    record = aws_stack.record(order["id"])
+    assert record.phase == "submitted"
+    upstream = aws_stack.planet_orders()
+    assert len(upstream) == 1
+    assert upstream[0]["name"].endswith(f"[gw:{order['id']}]")
+    assert [e["name"] for e in executions(aws_stack)] == [order["id"]]
+
+
+def test_submit_rate_limited_defers_message_and_keeps_nothing_upstream(aws_stack: AwsStack) -> None:
+    order = create_order(aws_stack, scenes_request())
+    aws_stack.planet_fault(op="create", kind="status", status=429, retry_after=7, times=1)
+    event = intake_event(aws_stack)
+
+    result = aws_stack.invoke("SubmitFunction", event)
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+    assert aws_stack.record(order["id"]).phase == "submitting"
+    assert aws_stack.planet_orders() == []
+
+
+def test_submit_after_ambiguous_failure_adopts_the_order_planet_already_has(aws_stack: AwsStack) -> None:
+    order = create_order(aws_stack, scenes_request())
+    event = intake_event(aws_stack)
+    # The first POST reached Planet but its answer was lost: Planet has the order, we saw a 503.
+    from order_core import wiring
+    from order_core.services.submit import upstream_request
+
+    wiring.orders_repo().update(
+        order["id"],
+        {
+            "phase": "submitting",
+            "submit_attempts": 1,
+            "submit_started_at": aws_stack.record(order["id"]).created_on,
+        },
+    )
+    wiring.planet_client().create_order(upstream_request(aws_stack.record(order["id"])))
+
+    assert aws_stack.invoke("SubmitFunction", event) == {"batchItemFailures": []}
+
+    assert len(aws_stack.planet_orders()) == 1
+    assert aws_stack.record(order["id"]).upstream_order_id == aws_stack.planet_orders()[0]["id"]
+
+
+def test_submit_invalid_external_message_ends_in_failed_order_with_hints(aws_stack: AwsStack) -> None:
+    boto3.client("sqs").send_message(
+        QueueUrl=aws_stack.ref("IntakeQueue"), MessageBody=json.dumps({"name": "no products"})
+    )
+    event = intake_event(aws_stack)
+
+    assert aws_stack.invoke("SubmitFunction", event) == {"batchItemFailures": []}
+
+    (execution,) = executions(aws_stack)
+    record = aws_stack.record(execution["name"])
+    assert record.rejected
+    assert any("products" in hint for hint in record.error_hints)
+    assert aws_stack.planet_orders() == []
+
+
+# --- PollFunction and FinalizeFunction --------------------------------------------------------------------
+
+
+def submitted_order(stack: AwsStack, request: dict[str, Any] | None = None) -> str:
+    order = create_order(stack, request or scenes_request())
+    stack.invoke("SubmitFunction", intake_event(stack))
+    return str(order["id"])
+
+
+def poll_until_final(stack: AwsStack, order_id: str) -> dict[str, Any]:
+    attempt = 0
+    for _ in range(100):
+        result = stack.invoke("PollFunction", {"order_id": order_id, "tenant": "default", "attempt": attempt})
+        if result["upstream_state"] in ("success", "partial", "failed", "cancelled"):
+            return result
+        attempt = result["attempt"]
+        time.sleep(0.1)
+    raise AssertionError("order never finished upstream")
+
+
+def test_poll_rate_limited_waits_at_least_retry_after(aws_stack: AwsStack) -> None:
+    order_id = submitted_order(aws_stack)
+    aws_stack.planet_fault(op="get", kind="status", status=429, retry_after=30, times=1)
+
+    result = aws_stack.invoke("PollFunction", {"order_id": order_id, "tenant": "default", "attempt": 0})
+
+    assert result["wait_seconds"] >= 30
+    assert result["attempt"] == 1
+
+
+def test_land_and_finalize_success_lands_verified_files_and_publishes_one_event(aws_stack: AwsStack) -> None:
+    order_id = submitted_order(aws_stack)
+    assert poll_until_final(aws_stack, order_id)["upstream_state"] == "success"
+
+    landing = aws_stack.invoke(
+        "FinalizeFunction", {"action": "land", "order_id": order_id, "tenant": "default"}
+    )
+    final = {"action": "finalize", "order_id": order_id, "tenant": "default", "upstream_state": "success"}
+    assert aws_stack.invoke("FinalizeFunction", final) == {"state": "success"}
+    assert aws_stack.invoke("FinalizeFunction", final) == {"state": "success"}  # a retried task
+
+    assert landing["complete"] is True
+    s3 = boto3.client("s3")
+    bucket = aws_stack.ref("ResultsBucket")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    prefix = f"orders/default/{order_id}/"
+    assert f"{prefix}manifest.json" in keys and f"{prefix}delivery.json" in keys
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}manifest.json")["Body"].read())
+    for entry in manifest["files"]:
+        head = s3.head_object(Bucket=bucket, Key=prefix + entry["path"])
+        assert head["ContentLength"] == entry["size"]
+        assert head["Metadata"]["md5"] == entry["digests"]["md5"]
+    events = aws_stack.completion_events()
+    assert len(events) == 1
+    assert events[0]["message"]["state"] == "success"
+    assert events[0]["message"]["files"] == len(manifest["files"])
+    assert events[0]["attributes"]["state"]["Value"] == "success"
+
+
+def test_land_persistently_corrupted_file_fails_and_never_lands_it(aws_stack: AwsStack) -> None:
+    order_id = submitted_order(aws_stack)
+    poll_until_final(aws_stack, order_id)
+    aws_stack.planet_fault(op="storage", kind="corrupt", times=10, path_contains="AnalyticMS.tif")
+
+    result = aws_stack.invoke_raw(
+        "FinalizeFunction", {"action": "land", "order_id": order_id, "tenant": "default"}
+    )
+
+    assert result.errored
+    error = json.loads(result.payload)
+    assert error["errorType"] == "ResultVerificationFailed"
+    assert "AnalyticMS.tif" in error["errorMessage"] and "md5" in error["errorMessage"]
+    listed = boto3.client("s3").list_objects_v2(Bucket=aws_stack.ref("ResultsBucket")).get("Contents", [])
+    assert not any(o["Key"].endswith("AnalyticMS.tif") for o in listed)
