@@ -5,9 +5,12 @@ Every log line about an order carries ``order_id`` and ``tenant`` (``bind_order`
 
 from __future__ import annotations
 
+import sys
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
-logger = Logger()
+# stderr reaches CloudWatch like stdout does, and keeps the local demo's report on stdout readable.
+logger = Logger(stream=sys.stderr)
 metrics = Metrics()
 tracer = Tracer()
 

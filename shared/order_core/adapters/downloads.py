@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,9 +12,33 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from order_core.errors import DownloadRefused, LinkExpired, UpstreamError, UpstreamUnavailable
+from order_core.adapters.planet_client import parse_retry_after
+from order_core.errors import (
+    DownloadRefused,
+    LinkExpired,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamUnavailable,
+)
 
 MAX_REDIRECTS = 3
+
+
+class Pacer:
+    """Spaces out request starts: Planet allows 5 downloads per second per API key."""
+
+    def __init__(self, per_second: float) -> None:
+        self._interval = 1.0 / per_second if per_second > 0 else 0.0
+        self._lock = threading.Lock()
+        self._next = 0.0
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self._interval
+        if start > now:
+            time.sleep(start - now)
 
 
 @dataclass
@@ -43,12 +69,14 @@ class ResultDownloader:
         chunk_bytes: int = 1024 * 1024,
         session: requests.Session | None = None,
         timeout: tuple[float, float] = (10.0, 60.0),
+        per_second: float = 4.5,
     ) -> None:
         self._allowed_hosts = allowed_hosts
         self._allow_http = allow_http
         self._chunk_bytes = chunk_bytes
         self._session = session or requests.Session()
         self._timeout = timeout
+        self._pacer = Pacer(per_second)
 
     def check_url(self, url: str) -> None:
         parts = urlsplit(url)
@@ -68,6 +96,7 @@ class ResultDownloader:
             response.close()
 
     def _follow(self, url: str, headers: dict[str, str]) -> requests.Response:
+        self._pacer.wait()
         for _hop in range(MAX_REDIRECTS + 1):
             self.check_url(url)
             try:
@@ -93,6 +122,10 @@ def _raise_for_status(response: Any) -> None:
     response.close()
     if status in (401, 403, 410):
         raise LinkExpired(f"download link refused with {status}", status=status)
-    if status == 429 or status >= 500:
+    if status == 429:
+        raise UpstreamRateLimited(
+            "download rate limited", retry_after=parse_retry_after(response.headers.get("Retry-After"))
+        )
+    if status >= 500:
         raise UpstreamUnavailable(f"download answered {status}", status=status)
     raise UpstreamError(f"download answered {status}", status=status)

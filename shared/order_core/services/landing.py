@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import time
 from collections.abc import Callable
 
 from order_core.adapters.downloads import ResultDownloader
 from order_core.adapters.orders_repo import OrdersRepository
 from order_core.adapters.planet_client import PlanetClient
 from order_core.adapters.storage import ResultsStore
-from order_core.errors import LinkExpired, ResultVerificationFailed, UpstreamUnavailable
+from order_core.errors import LinkExpired, ResultVerificationFailed, UpstreamRateLimited, UpstreamUnavailable
 from order_core.models.order import LandedFile, LandingProgress, OrderRecord, Phase, utcnow
 from order_core.models.planet import Manifest, ManifestFile, OrderState, ResultLink
 from order_core.observability import bind_order, logger, metrics
@@ -24,6 +25,9 @@ MANIFEST = "manifest.json"
 DELIVERY = "delivery.json"
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 ATTEMPTS_PER_FILE = 3
+#: How many 429s one file may wait out (each for its Retry-After, at most MAX_RATE_LIMIT_WAIT seconds).
+RATE_LIMIT_WAITS_PER_FILE = 10
+MAX_RATE_LIMIT_WAIT = 10.0
 
 
 def safe_relative_path(result_name: str) -> str:
@@ -173,9 +177,17 @@ class LandingService:
         self, record: OrderRecord, link: ResultLink, path: str, entry: ManifestFile, key: str
     ) -> LandedFile:
         last_error: Exception | None = None
-        for attempt in range(1, ATTEMPTS_PER_FILE + 1):
+        attempt, rate_limited = 0, 0
+        while attempt < ATTEMPTS_PER_FILE:
+            attempt += 1
             try:
                 landed = self._stream_once(link, path, entry, key)
+            except UpstreamRateLimited as exc:
+                # Planet's download limit is per key; waiting out a short Retry-After beats failing the order.
+                last_error, rate_limited = exc, rate_limited + 1
+                if rate_limited <= RATE_LIMIT_WAITS_PER_FILE:
+                    attempt -= 1
+                    time.sleep(min(exc.retry_after or 1.0, MAX_RATE_LIMIT_WAIT))
             except LinkExpired as exc:
                 last_error = exc
                 link = self._fresh_link(record, link)

@@ -60,6 +60,11 @@ class IntakeMessage(BaseModel):
     idempotency_key: str | None = None
 
 
+def external_order_id(tenant: str, dedupe_key: str) -> str:
+    """The order id of an SQS producer's message: the same for every redelivery of it."""
+    return str(uuid.uuid5(_EXTERNAL_ORDER_NAMESPACE, f"{tenant}:{dedupe_key}"))
+
+
 def upstream_marker(order_id: str) -> str:
     return f"[gw:{order_id}]"
 
@@ -99,8 +104,7 @@ class SubmitService:
     def accept_external(self, message: IntakeMessage) -> str:
         """Record an order sent straight to the queue. An invalid one is recorded too, to end ``failed``."""
         tenant = message.tenant or DEFAULT_TENANT
-        dedupe = message.idempotency_key or message.message_id
-        order_id = str(uuid.uuid5(_EXTERNAL_ORDER_NAMESPACE, f"{tenant}:{dedupe}"))
+        order_id = external_order_id(tenant, message.idempotency_key or message.message_id)
         try:
             record = new_record(OrderRequest.model_validate_json(message.body), tenant, order_id)
         except ValidationError as exc:
