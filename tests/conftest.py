@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
-import sys
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 # Before anything can create a boto3 client: no real credentials, one region, UTC (moto's Wait states use
@@ -33,116 +26,12 @@ os.environ.pop("AWS_PROFILE", None)
 
 import moto  # noqa: F401 - imported before boto3 clients exist, so mock_aws intercepts them
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-EVENTS = ROOT / "events"
-
-
-class FakeLambdaContext:
-    """Enough of a Lambda context for Powertools and for code that watches its remaining time."""
-
-    def __init__(self, function_name: str = "test-function", remaining_ms: int = 30_000) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
-        self.memory_limit_in_mb = 256
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
-        self._remaining_ms = remaining_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self._remaining_ms
-
-
-def load_handler(function: str) -> ModuleType:
-    """Import ``functions/<function>/app.py`` under its own module name (every handler file is app.py)."""
-    name = f"functions_{function}_app"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "functions" / function / "app.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_event(name: str) -> Any:
-    return json.loads((EVENTS / name).read_text())
+from harness import PLANET_KEY, ROOT, AwsStack, FakeLambdaContext
 
 
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
-
-
-# --- a whole stack under moto: resources from template.yaml, the real handlers, a fake Planet -----------
-
-PLANET_KEY = "PLAK-test-key"
-
-
-@dataclass
-class AwsStack:
-    """The template's resources in moto, the real handlers in-process, and the fake Planet behind them."""
-
-    resources: Any
-    lambdas: Any
-    planet: Any
-    completion_queue_url: str
-    waits: list[float] = field(default_factory=list)
-
-    def ref(self, logical_id: str, attribute: str = "Ref") -> str:
-        return str(self.resources.attributes[logical_id][attribute])
-
-    def invoke(self, logical_id: str, event: Any) -> Any:
-        """Invoke a function as Lambda would; raise if it reported an error."""
-        result = self.lambdas.invoke(self.resources.functions[logical_id].name, event)
-        payload = json.loads(result.payload)
-        if result.errored:
-            raise AssertionError(f"{logical_id} failed: {payload}")
-        return payload
-
-    def invoke_raw(self, logical_id: str, event: Any) -> Any:
-        return self.lambdas.invoke(self.resources.functions[logical_id].name, event)
-
-    def record(self, order_id: str) -> Any:
-        from order_core import wiring
-
-        return wiring.orders_repo().get(order_id)
-
-    def completion_events(self, wait_seconds: int = 0) -> list[dict[str, Any]]:
-        import boto3
-
-        sqs = boto3.client("sqs")
-        events = []
-        while True:
-            got = sqs.receive_message(
-                QueueUrl=self.completion_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds
-            )
-            messages = got.get("Messages", [])
-            if not messages:
-                return events
-            for message in messages:
-                envelope = json.loads(message["Body"])
-                events.append(
-                    {
-                        "message": json.loads(envelope["Message"]),
-                        "attributes": envelope.get("MessageAttributes", {}),
-                    }
-                )
-                sqs.delete_message(QueueUrl=self.completion_queue_url, ReceiptHandle=message["ReceiptHandle"])
-
-    def planet_orders(self) -> list[dict[str, Any]]:
-        import requests
-
-        body = requests.get(f"{self.planet.url}/_fake/orders", timeout=5).json()
-        return body["orders"] if isinstance(body, dict) else body
-
-    def planet_fault(self, **rule: Any) -> None:
-        import requests
-
-        requests.post(f"{self.planet.url}/_fake/faults", json=rule, timeout=5).raise_for_status()
 
 
 @pytest.fixture
@@ -163,7 +52,7 @@ def fake_planet() -> Iterator[Any]:
 def aws_stack(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, fake_planet: Any
 ) -> Iterator[AwsStack]:
-    """Provision template.yaml in moto. Mark a test ``execute_workflows`` to run the state machine for real."""
+    """Provision template.yaml in moto; tests marked ``execute_workflows`` run the state machine for real."""
     import boto3
     from gateway_local.lambda_runtime import InProcessLambdas
     from gateway_local.provision import Provisioner, ProvisionSettings, create_completion_events_queue

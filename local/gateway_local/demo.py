@@ -67,7 +67,8 @@ def run() -> int:
         session = requests.Session()
         session.headers["Authorization"] = f"api-key {outputs['planet_api_key']}"
         _print(
-            f"Local stack ready: API {api}, AWS {outputs['aws_endpoint']}, fake Planet {outputs['planet_url']}"
+            f"Local stack ready: API {api}, AWS {outputs['aws_endpoint']}, "
+            f"fake Planet {outputs['planet_url']}"
         )
         _print()
 
@@ -220,7 +221,8 @@ def _show_events(stack: LocalStack, orders: list[DemoOrder]) -> list[str]:
     _print(f"SNS completion events received ({len(events)}):")
     for event in events:
         _print(
-            f"  {event['order_id'][:8]}  {event['state']:<8} files={event['files']:<3} bytes={event['bytes']:<9} "
+            f"  {event['order_id'][:8]}  {event['state']:<8} files={event['files']:<3} "
+            f"bytes={event['bytes']:<9} "
             f"{event['name']}"
         )
     per_order = {o.order_id: sum(1 for e in events if e["order_id"] == o.order_id) for o in orders}

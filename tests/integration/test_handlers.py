@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import AwsStack, load_event
+from harness import AwsStack, load_event
 
 
 def api_event(

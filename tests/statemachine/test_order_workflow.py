@@ -14,10 +14,9 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from conftest import AwsStack, load_event
+from harness import AwsStack, load_event
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
-
 from order_core import wiring
 from order_core.models.order import utcnow
 from order_core.services.backoff import BackoffPolicy
@@ -131,7 +130,7 @@ def test_workflow_partial_order_lands_only_delivered_items(workflow: AwsStack) -
         ),
     )
 
-    state, event = finished(workflow, order_id)
+    state, _event = finished(workflow, order_id)
 
     assert state == "partial"
     keys = landed_keys(workflow, order_id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from order_core.services.poll import MAX_POLLS_PER_EXECUTION, history_safe_policy
 
 EVENTS_PER_POLL = 9  # Wait 2 + Task 5 + Choice 2

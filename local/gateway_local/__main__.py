@@ -1,0 +1,133 @@
+"""``python -m gateway_local up|wait|demo``: run the local stack, wait for it, or run the demo against it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import warnings
+from typing import Any, TextIO
+
+from .readiness import default_state_dir, not_answering, wait_until_ready
+
+log = logging.getLogger("gateway_local")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gateway_local", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "up",
+        help="start the local stack in the foreground (ports: API_PORT, AWS_PORT, PLANET_PORT)",
+    )
+    wait = commands.add_parser("wait", help="wait until a local stack started by `up` answers")
+    wait.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
+    commands.add_parser("demo", help="start the stack in this process and run the seed orders end to end")
+    args = parser.parse_args(argv)
+    if args.command == "wait":
+        return _wait(args.timeout)
+    if args.command == "demo":
+        _configure_logging(default_level="WARNING")
+        from .demo import main as run_demo
+
+        return run_demo()
+    return _up()
+
+
+def _wait(timeout: float) -> int:
+    state_dir = default_state_dir()
+    try:
+        stack = wait_until_ready(state_dir, timeout)
+    except TimeoutError as why:
+        print(why, file=sys.stderr)
+        return 1
+    print(f"Local stack ready: {stack.api_url}")
+    return 0
+
+
+def _configure_logging(default_level: str) -> None:
+    logging.basicConfig(
+        level=os.environ.get("LOCAL_LOG_LEVEL", default_level).upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
+    )
+    # werkzeug would log every request to moto, and botocore announces where it found credentials each
+    # time a handler creates a client.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    # Powertools warns on every invocation that publishes no metric; harmless, and it buries the logs.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+
+def _up() -> int:
+    _configure_logging(default_level="INFO")
+    # The banner goes to stdout; everything the handlers print (Powertools logs, EMF metrics) to stderr.
+    # Swapping sys.stdout for the whole process (not per invocation) is safe with handlers on many threads.
+    console: TextIO = sys.stdout
+    sys.stdout = sys.stderr
+
+    from .stack import LocalStack  # imports moto: not needed by `wait`
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        log.info("%s received, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    stack = LocalStack.from_env()
+    try:
+        stack.start()
+        silent = not_answering(stack.outputs)
+        if silent:
+            log.error("started, but these servers do not answer: %s", ", ".join(silent))
+            return 1
+        print(_banner(stack.outputs, stack.state_dir), file=console, flush=True)
+        print("Local stack ready", file=console, flush=True)
+        stop.wait()
+    finally:
+        stack.stop()
+    return 0
+
+
+_BANNER_RESOURCES = (
+    ("bucket", "AWS::S3::Bucket"),
+    ("queue", "AWS::SQS::Queue"),
+    ("topic", "AWS::SNS::Topic"),
+    ("state machine", "AWS::Serverless::StateMachine"),
+)
+
+
+def _banner(outputs: dict[str, Any], state_dir: os.PathLike[str]) -> str:
+    resources = outputs["resources"]
+
+    def named(resource_type: str) -> list[tuple[str, dict[str, str]]]:
+        return [(rid, attrs) for rid, attrs in resources.items() if attrs["Type"] == resource_type]
+
+    lines = [
+        "Planet Orders gateway, local stack",
+        f"  API            {outputs['api_url']}",
+        f"  AWS endpoint   {outputs['aws_endpoint']}   (moto, region {outputs['region']})",
+        f"  Planet         {outputs['planet_url']}   key {outputs['planet_api_key']}",
+    ]
+    for label, resource_type in _BANNER_RESOURCES:
+        lines += [f"  {label:<14} {rid}: {attrs['Ref']}" for rid, attrs in named(resource_type)]
+    lines.append(f"  {'queue':<14} completion events (local): {outputs['completion_events_queue_url']}")
+    lines.append(f"  outputs        {os.path.join(state_dir, 'outputs.json')}")
+    endpoint = outputs["aws_endpoint"]
+    for _, attrs in named("AWS::S3::Bucket"):
+        lines += [
+            "Landed files:",
+            "  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1 \\",
+            f"    aws --endpoint-url {endpoint} s3 ls --recursive s3://{attrs['Ref']}",
+        ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,327 @@
+"""The whole service on one machine: moto, the template's resources, the triggers and the fake Planet.
+
+``LocalStack`` is the one entry point for ``python -m gateway_local up``, the demo and tests. Everything
+runs in this process: moto in server mode (so other processes, the AWS CLI and boto3 can reach it), the
+functions in-process (moto's Docker runner replaced), an SQS poller per SQS event and an HTTP front for the
+API events. Because handlers share the process, their environments are merged into ``os.environ``; moto's
+``MOTO_PORT`` is process-global too, so there is one stack per process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+from moto.core.config import default_user_config
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from planet_fake.config import FakePlanetConfig
+from planet_fake.server import FakePlanetServer, start_in_thread
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from .api_front import ApiFront
+from .esm import SqsPoller
+from .lambda_runtime import FunctionSpec, InProcessLambdas
+from .provision import LocalResources, Provisioner, ProvisionSettings, create_completion_events_queue
+from .readiness import OUTPUTS_FILE, PROJECT_ROOT
+from .template import REGION, TemplateError, load_template
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+DEFAULT_PLANET_API_KEY = "PLAK-local-demo"
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# The secret the functions read the upstream key from (template logical id).
+PLANET_KEY_SECRET = "PlanetApiKeySecret"
+
+# Application settings the local stack changes, each overridable from the environment of `up`.
+_LOCAL_DEFAULTS = {
+    "DOWNLOAD_ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "ALLOW_HTTP_DOWNLOADS": "true",
+    "POLL_FIRST_WAIT_SECONDS": "1",
+    "POLL_MAX_WAIT_SECONDS": "4",
+    # A short deadline locally keeps the 4 s cap: a 3-day deadline would raise it for the history budget.
+    "POLL_DEADLINE_SECONDS": "3600",
+    # Tracer would try to reach an X-Ray daemon; metrics stay on (EMF lines on stderr, as in CloudWatch).
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
+
+# A profile or session token from the developer's shell would override the dummy credentials, and a
+# PLANET_API_KEY would let the functions skip Secrets Manager, which they cannot do in AWS.
+_UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "PLANET_API_KEY")
+
+
+class LocalStack:
+    """Start and stop the local service. Ports may be 0 (tests): the bound ports end up in ``outputs``."""
+
+    def __init__(
+        self,
+        *,
+        api_port: int = 8000,
+        aws_port: int = 5000,
+        planet_port: int = 8001,
+        project_root: Path = PROJECT_ROOT,
+        state_dir: Path | None = None,
+        planet_api_key: str | None = None,
+        queue_visibility_timeout: int | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        env = os.environ if environ is None else environ
+        self.project_root = project_root
+        self.state_dir = state_dir or project_root / ".local-stack"
+        self.planet_api_key = planet_api_key or env.get("PLANET_API_KEY") or DEFAULT_PLANET_API_KEY
+        self.queue_visibility_timeout = queue_visibility_timeout
+        self.outputs: dict[str, Any] = {}
+        self.planet: FakePlanetServer | None = None
+        self.resources = LocalResources()
+        self.lambdas = InProcessLambdas()
+        self._ports = {"api": api_port, "aws": aws_port, "planet": planet_port}
+        self._setting_overrides = {key: env.get(key, value) for key, value in _LOCAL_DEFAULTS.items()}
+        # Pointing the local stack at the real Planet takes only its URL (and a key, PLANET_API_KEY).
+        self._planet_api_url = env.get("PLANET_API_URL")
+        self._moto: MotoServer | None = None
+        self._pollers: list[SqsPoller] = []
+        self._api: ApiFront | None = None
+        self._saved_environ: dict[str, str | None] = {}
+        self._saved_sfn_config = default_user_config["stepfunctions"]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LocalStack:
+        """Ports and options from API_PORT, AWS_PORT, PLANET_PORT, LOCAL_STACK_STATE_DIR, PLANET_API_KEY,
+        LOCAL_QUEUE_VISIBILITY_TIMEOUT (defaults 8000, 5000, 8001, <project>/.local-stack)."""
+        env = os.environ if environ is None else environ
+        state_dir = env.get("LOCAL_STACK_STATE_DIR")
+        visibility = env.get("LOCAL_QUEUE_VISIBILITY_TIMEOUT")
+        return cls(
+            api_port=int(env.get("API_PORT", "8000")),
+            aws_port=int(env.get("AWS_PORT", "5000")),
+            planet_port=int(env.get("PLANET_PORT", "8001")),
+            state_dir=Path(state_dir) if state_dir else None,
+            queue_visibility_timeout=int(visibility) if visibility else None,
+            environ=env,
+        )
+
+    # --- lifecycle ----------------------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        """Start everything; on failure, stop what already started and re-raise."""
+        started = time.monotonic()
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("local stack started in %.1f s", time.monotonic() - started)
+        return self
+
+    def stop(self) -> None:
+        """Stop servers and pollers, restore the process environment. Safe to call twice."""
+        if self._api is not None:
+            self._api.stop()
+            self._api = None
+        for poller in self._pollers:
+            poller.stop()
+        self._pollers.clear()
+        if self.planet is not None:
+            self.planet.stop()
+            self.planet = None
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+        self.lambdas.uninstall()
+        default_user_config["stepfunctions"] = self._saved_sfn_config
+        self._restore_environ()
+        (self.state_dir / OUTPUTS_FILE).unlink(missing_ok=True)
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    @property
+    def aws_endpoint(self) -> str:
+        return f"http://{HOST}:{self._ports['aws']}"
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for the local AWS endpoint (dummy credentials, the stack's region)."""
+        return boto3.client(
+            service,
+            endpoint_url=self.aws_endpoint,
+            region_name=REGION,
+            aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    def _start(self) -> None:
+        template = load_template(self.project_root / "template.yaml")
+        if PLANET_KEY_SECRET not in template.resources:
+            raise TemplateError(f"template.yaml has no {PLANET_KEY_SECRET} to hold the Planet key")
+        self._start_moto()
+        planet = self._start_planet()
+        planet_url = self._planet_api_url or planet.base_url
+        provisioner = Provisioner(
+            template,
+            self.client,
+            ProvisionSettings(
+                secret_values={PLANET_KEY_SECRET: self.planet_api_key},
+                environment_overrides={**self._setting_overrides, "PLANET_API_URL": planet_url},
+                queue_visibility_timeout=self.queue_visibility_timeout,
+            ),
+        )
+        self.resources = provisioner.provision()
+        for spec in self.resources.functions.values():
+            self.lambdas.add(spec)
+        self._set_environ(planet_url)
+        topics = [attrs["Ref"] for attrs in self.resources.of_type("AWS::SNS::Topic").values()]
+        completion_queue_url = create_completion_events_queue(self.client, topics)
+
+        sqs = self.client("sqs")
+        for source in self.resources.sqs_sources:
+            poller = SqsPoller(source, sqs, self.lambdas.invoke, REGION)
+            poller.start()
+            self._pollers.append(poller)
+        self._api = ApiFront(self.resources.api_routes, self.lambdas.invoke, HOST, self._ports["api"])
+        self._api.start()
+        self._ports["api"] = self._api.port
+        self.outputs = self._build_outputs(planet_url, completion_queue_url, provisioner.resolve_outputs())
+        self._write_outputs()
+
+    def _start_moto(self) -> None:
+        # Step Functions only interprets ASL with this flag (otherwise executions stay RUNNING forever).
+        default_user_config["stepfunctions"] = {"execute_state_machine": True}
+        self.lambdas.install()  # before any invocation can happen
+        self._moto = MotoServer(HOST, self._ports["aws"])
+        self._moto.start()
+        # SFN's Lambda and SDK tasks call back to http://localhost:$MOTO_PORT (read at each call, so setting
+        # it once the port is bound works for port 0 too, before any execution can start).
+        self._ports["aws"] = self._moto.port
+        self._save_and_set("MOTO_PORT", str(self._ports["aws"]))
+
+    def _start_planet(self) -> FakePlanetServer:
+        config = FakePlanetConfig.from_env()
+        if not config.api_keys:  # accept only the key in the secret, so a wrong key fails locally too
+            config = config.updated({"api_keys": [self.planet_api_key]})
+        self.planet = start_in_thread(host=HOST, port=self._ports["planet"], config=config)
+        bound_port = urlsplit(self.planet.url).port
+        assert bound_port is not None
+        self._ports["planet"] = bound_port
+        return self.planet
+
+    def _set_environ(self, planet_url: str) -> None:
+        """What every handler sees: the merged function environments plus the local runtime settings."""
+        environment = merged_environment(self.lambdas.specs)
+        environment.update(self._setting_overrides)
+        environment.update(
+            {
+                "PLANET_API_URL": planet_url,
+                "AWS_ENDPOINT_URL": self.aws_endpoint,
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                **DUMMY_CREDENTIALS,
+                "TZ": "UTC",  # moto's Wait-until-timestamp compares with naive local time
+            }
+        )
+        for key, value in environment.items():
+            self._save_and_set(key, value)
+        for key in _UNSET:
+            self._save_and_set(key, None)
+        time.tzset()
+
+    def _save_and_set(self, key: str, value: str | None) -> None:
+        self._saved_environ.setdefault(key, os.environ.get(key))
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+    def _restore_environ(self) -> None:
+        for key, value in self._saved_environ.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_environ.clear()
+        time.tzset()
+
+    # --- outputs ------------------------------------------------------------------------------------------
+
+    def _build_outputs(
+        self, planet_url: str, completion_queue_url: str, stack_outputs: dict[str, str]
+    ) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "region": REGION,
+            "ports": dict(self._ports),
+            "api_url": f"http://{HOST}:{self._ports['api']}/compute/ops",
+            "aws_endpoint": self.aws_endpoint,
+            "planet_url": planet_url,
+            "planet_api_key": self.planet_api_key,
+            "completion_events_queue_url": completion_queue_url,
+            # null: every queue keeps the template's VisibilityTimeout
+            "queue_visibility_timeout": self.queue_visibility_timeout,
+            "stack_outputs": stack_outputs,
+            "resources": self.resources.attributes,
+        }
+
+    def _write_outputs(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        target = self.state_dir / OUTPUTS_FILE
+        partial = target.with_suffix(".tmp")
+        partial.write_text(json.dumps(self.outputs, indent=2) + "\n", encoding="utf-8")
+        partial.replace(target)  # readers never see half a file
+
+
+class MotoServer:
+    """moto's server application (what ThreadedMotoServer runs), bound in the calling thread.
+
+    ThreadedMotoServer binds inside its thread: on a busy port start() then waits forever. Binding here makes
+    a busy port fail at once (werkzeug prints "Port N is in use" and exits).
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self._server: BaseWSGIServer = make_server(
+            host,
+            port,
+            DomainDispatcherApplication(create_backend_app),
+            threaded=True,
+            request_handler=MotoRequestHandler,
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="moto", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_port)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+def merged_environment(specs: list[FunctionSpec]) -> dict[str, str]:
+    """One environment for all functions; a variable two functions set differently cannot be shared."""
+    merged: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for spec in specs:
+        for key, value in spec.environment.items():
+            if key in merged and merged[key] != value:
+                raise TemplateError(
+                    f"{key} is {merged[key]!r} in {owner[key]} but {value!r} in {spec.name}: functions share "
+                    "one process locally, so they need the same value"
+                )
+            merged[key] = value
+            owner.setdefault(key, spec.name)
+    return merged

@@ -1,0 +1,164 @@
+"""All state of one fake server, in memory and safe to share between the server's request threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict, deque
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from .config import FakePlanetConfig
+from .content import DigestCache
+from .faults import FaultBook, RequestLog
+from .orders import ACTIVE_STATES, Order
+from .outputs import build_manifest
+from .timefmt import format_time
+
+# Requests per second per API key (reference section 2); storage downloads are not limited.
+RATE_LIMITS = {"create": 3, "get": 3, "list": 3, "cancel": 3, "stats": 5, "bulk_cancel": 5, "download": 5}
+NOT_CANCELLABLE = "Order not in a cancellable state"
+
+
+def no_such_order(order_id: str) -> str:
+    return f"No such order ID: {order_id}."
+
+
+class CancelOutcome(Enum):
+    CANCELLED = "cancelled"
+    NOT_FOUND = "not_found"
+    NOT_CANCELLABLE = "not_cancellable"
+
+
+class RateLimiter:
+    """Sliding one-second window per (API key, operation); refused requests do not count."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._windows: defaultdict[tuple[str, str], deque[float]] = defaultdict(deque)
+
+    def admit(self, api_key: str, op: str) -> bool:
+        limit = RATE_LIMITS.get(op)
+        if limit is None:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            window = self._windows[(api_key, op)]
+            while window and window[0] <= now - 1.0:
+                window.popleft()
+            if len(window) >= limit:
+                return False
+            window.append(now)
+            return True
+
+    def clear(self) -> None:
+        with self._lock:
+            self._windows.clear()
+
+
+class FakePlanetStore:
+    def __init__(self, config: FakePlanetConfig) -> None:
+        self._lock = threading.Lock()
+        self._config = config
+        self._orders: dict[str, Order] = {}
+        self.digests = DigestCache()
+        self.rate_limiter = RateLimiter()
+        self.faults = FaultBook()
+        self.requests = RequestLog()
+
+    @property
+    def config(self) -> FakePlanetConfig:
+        return self._config
+
+    def update_config(self, changes: dict[str, Any]) -> FakePlanetConfig:
+        """Apply and return the new config. Raises pydantic.ValidationError on bad values."""
+        with self._lock:
+            self._config = self._config.updated(changes)
+            return self._config
+
+    def reset(self) -> None:
+        """Forget orders, faults, rate-limit windows and the request log; the config is kept."""
+        with self._lock:
+            self._orders.clear()
+        self.digests.clear()
+        self.rate_limiter.clear()
+        self.faults.clear()
+        self.requests.clear()
+
+    def add_order(self, order: Order) -> None:
+        with self._lock:
+            self._orders[order.id] = order
+
+    def find_order(self, order_id: str) -> Order | None:
+        with self._lock:
+            return self._orders.get(order_id)
+
+    def order_of(self, order_id: str, api_key: str) -> Order | None:
+        """The order if it belongs to `api_key`; another key's order is as unknown as a missing one."""
+        order = self.find_order(order_id)
+        return order if order is not None and order.api_key == api_key else None
+
+    def orders(self, api_key: str | None = None) -> list[Order]:
+        with self._lock:
+            return [o for o in self._orders.values() if api_key is None or o.api_key == api_key]
+
+    def cancel(self, order_id: str, api_key: str, now: datetime) -> CancelOutcome:
+        # One lock for check and update: a concurrent cancel or bulk cancel cannot both succeed.
+        with self._lock:
+            order = self._orders.get(order_id)
+            if order is None or order.api_key != api_key:
+                return CancelOutcome.NOT_FOUND
+            if order.snapshot(now).state != "queued":
+                return CancelOutcome.NOT_CANCELLABLE
+            order.cancelled = now
+            return CancelOutcome.CANCELLED
+
+    def bulk_cancel(self, api_key: str, order_ids: list[str] | None, now: datetime) -> dict[str, Any]:
+        """The `result` of POST /bulk/orders/v2/cancel. None cancels every queued order of the key."""
+        if order_ids is None:
+            order_ids = [o.id for o in self.orders(api_key) if o.snapshot(now).state == "queued"]
+        succeeded, failures = 0, []
+        for order_id in order_ids:
+            outcome = self.cancel(order_id, api_key, now)
+            if outcome is CancelOutcome.CANCELLED:
+                succeeded += 1
+            else:
+                message = no_such_order(order_id) if outcome is CancelOutcome.NOT_FOUND else NOT_CANCELLABLE
+                failures.append({"message": message, "order_id": order_id})
+        return {"failed": {"count": len(failures), "failures": failures}, "succeeded": {"count": succeeded}}
+
+    def stats(self, api_key: str, now: datetime) -> dict[str, dict[str, int]]:
+        """Active order counts; every key belongs to one organization."""
+        counts = {"organization": dict.fromkeys(ACTIVE_STATES, 0), "user": dict.fromkeys(ACTIVE_STATES, 0)}
+        for order in self.orders():
+            state = order.snapshot(now).state
+            if state in ACTIVE_STATES:
+                counts["organization"][state] += 1
+                if order.api_key == api_key:
+                    counts["user"][state] += 1
+        return {
+            scope: {f"{state}_orders": count for state, count in by_state.items()}
+            for scope, by_state in counts.items()
+        }
+
+    def manifest(self, order: Order) -> bytes:
+        return build_manifest(order.id, order.delivered_files(), self.digests)
+
+    def dump(self, now: datetime) -> dict[str, Any]:
+        """GET /_fake/orders: every order of every key, oldest first."""
+        orders = sorted(self.orders(), key=lambda o: o.created)
+        return {
+            "count": len(orders),
+            "orders": [
+                {
+                    "id": o.id,
+                    "api_key": o.api_key,
+                    "name": o.name,
+                    "state": o.snapshot(now).state,
+                    "created_on": format_time(o.created),
+                    "request": o.request,
+                }
+                for o in orders
+            ],
+        }

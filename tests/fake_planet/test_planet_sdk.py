@@ -1,0 +1,161 @@
+"""The official planet SDK (3.7) and its CLI, pointed at the fake, must work end to end.
+
+Requests are built by hand: `planet.order_request.product()` fetches the bundle spec from the real
+api.planet.com, which tests must never call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import planet
+import pytest
+import requests
+from planet import exceptions
+from planet_fake.faults import FaultRule
+from planet_fake.server import FakePlanetServer
+
+from .support import KEY, basemaps_request, scenes_request
+
+
+@pytest.fixture(scope="module")
+def planet_client(fake_server: FakePlanetServer) -> Iterator[planet.Planet]:
+    """One SDK client for the module: each Session starts an event-loop thread of its own."""
+    yield planet.Planet(session=planet.Session(auth=planet.Auth.from_key(KEY)), base_url=fake_server.url)
+
+
+@pytest.fixture
+def orders(fake: FakePlanetServer, planet_client: planet.Planet) -> Any:
+    return planet_client.orders
+
+
+def test_sdk_create_wait_download_validates_manifest_checksums(
+    fake: FakePlanetServer, orders: Any, tmp_path: Path
+) -> None:
+    fake.store.update_config({"rate_limits": True})
+    created = orders.create_order(scenes_request("sdk order"))
+    assert created["state"] == "queued"
+    assert orders.get_order(created["id"])["name"] == "sdk order"
+
+    assert orders.wait(created["id"], delay=0.4) == "success"
+    paths = orders.download_order(created["id"], directory=tmp_path)
+
+    order_dir = tmp_path / created["id"]
+    assert {p.relative_to(order_dir).as_posix() for p in paths} == {
+        "manifest.json",
+        "PSScene/20220304_093300_37_2430_3B_AnalyticMS.tif",
+        "PSScene/20220304_093300_37_2430_3B_AnalyticMS_metadata.xml",
+        "PSScene/20220304_093300_37_2430_3B_udm2.tif",
+        "PSScene/20220304_093300_37_2430_metadata.json",
+    }
+    orders.validate_checksum(order_dir, "MD5")
+    orders.validate_checksum(order_dir, "SHA256")
+
+
+def test_sdk_checksum_validation_catches_corrupted_download(
+    fake: FakePlanetServer, orders: Any, tmp_path: Path
+) -> None:
+    fake.store.update_config({"queued_seconds": 0, "running_seconds": 0})
+    order_id = orders.create_order(scenes_request())["id"]
+    fake.store.faults.add(FaultRule(op="storage", kind="corrupt", path_contains="udm2"))
+
+    orders.download_order(order_id, directory=tmp_path)
+
+    with pytest.raises(exceptions.ClientError, match="checksums do not match"):
+        orders.validate_checksum(tmp_path / order_id, "SHA256")
+
+
+def test_sdk_list_orders_applies_filters_and_follows_pages(fake: FakePlanetServer, orders: Any) -> None:
+    fake.store.update_config({"page_size": 2, "queued_seconds": 60})
+    for index in range(3):
+        orders.create_order(scenes_request(f"scene {index}"))
+    basemap = orders.create_order(basemaps_request("mosaic", quad_ids=["1050-1374"]))
+    orders.cancel_order(basemap["id"])
+
+    everything = list(orders.list_orders())
+    assert len(everything) == 4, "the SDK asks for source_type=all and pages through `next`"
+    assert [o["name"] for o in orders.list_orders(state="cancelled")] == ["mosaic"]
+    assert [o["name"] for o in orders.list_orders(name="scene 1")] == ["scene 1"]
+    assert [o["name"] for o in orders.list_orders(source_type="basemaps")] == ["mosaic"]
+    assert len(list(orders.list_orders(name__contains="scene", limit=2))) == 2
+    assert [o["name"] for o in orders.list_orders(sort_by="name ASC", state="queued")] == [
+        "scene 0",
+        "scene 1",
+        "scene 2",
+    ]
+
+
+def test_sdk_cancel_order_then_conflict_and_missing(fake: FakePlanetServer, orders: Any) -> None:
+    fake.store.update_config({"queued_seconds": 60})
+    order_id = orders.create_order(scenes_request())["id"]
+
+    cancelled = orders.cancel_order(order_id)
+
+    assert cancelled["state"] == "cancelled"
+    with pytest.raises(exceptions.Conflict, match="Order not in a cancellable state"):
+        orders.cancel_order(order_id)
+    with pytest.raises(exceptions.MissingResource, match="Could not load order ID"):
+        orders.get_order(str(uuid.uuid4()))
+
+
+def test_sdk_bulk_cancel_by_ids_and_all(fake: FakePlanetServer, orders: Any) -> None:
+    fake.store.update_config({"queued_seconds": 60})
+    first, second, third = (orders.create_order(scenes_request())["id"] for _ in range(3))
+
+    by_ids = orders.cancel_orders([first, str(uuid.uuid4())])
+    everything = orders.cancel_orders()
+
+    assert by_ids["result"]["succeeded"] == {"count": 1}
+    assert by_ids["result"]["failed"]["count"] == 1
+    assert everything["result"] == {"failed": {"count": 0, "failures": []}, "succeeded": {"count": 2}}
+    assert {orders.get_order(i)["state"] for i in (first, second, third)} == {"cancelled"}
+
+
+def test_sdk_aggregated_order_stats(fake: FakePlanetServer, orders: Any) -> None:
+    fake.store.update_config({"queued_seconds": 60})
+    orders.create_order(scenes_request())
+
+    assert orders.aggregated_order_stats() == {
+        "organization": {"queued_orders": 1, "running_orders": 0},
+        "user": {"queued_orders": 1, "running_orders": 0},
+    }
+
+
+def test_sdk_retries_through_rate_limit_refusals(fake: FakePlanetServer, orders: Any) -> None:
+    """The SDK paces itself at 10 requests/s, Planet allows 3 gets/s: it gets 429s and must retry them."""
+    order_id = orders.create_order(scenes_request())["id"]
+    fake.store.update_config({"rate_limits": True})
+
+    states = [orders.get_order(order_id)["state"] for _ in range(5)]
+
+    log = requests.get(f"{fake.url}/_fake/requests", timeout=10).json()["requests"]
+    gets = [entry["status"] for entry in log if entry["op"] == "get"]
+    assert len(states) == 5
+    assert 429 in gets and gets.count(200) == 5
+
+
+def test_planet_cli_lists_orders_from_fake(fake: FakePlanetServer, orders: Any, tmp_path: Path) -> None:
+    fake.store.update_config({"queued_seconds": 60})
+    order_id = orders.create_order(scenes_request("cli order"))["id"]
+    cli = Path(sys.executable).with_name("planet")
+    env = {**os.environ, "PL_API_KEY": KEY, "HOME": str(tmp_path)}
+
+    completed = subprocess.run(  # noqa: S603 - fixed argv, the venv's own planet CLI
+        [str(cli), "orders", "-u", fake.base_url, "list", "--state", "queued"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    listed = [json.loads(line) for line in completed.stdout.splitlines()]
+    assert [(o["id"], o["name"]) for o in listed] == [(order_id, "cli order")]
