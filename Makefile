@@ -27,7 +27,7 @@ up: venv ## run the whole service locally in the foreground (API :8000, AWS :500
 	$(PY) -m gateway_local up
 
 demo: venv ## start the local stack, run the seed document's orders end to end, print what landed
-	$(PY) -m gateway_local.demo
+	$(PY) -m gateway_local demo
 
 test: venv ## every suite: unit, integration, statemachine, fake Planet + SDK, e2e
 	$(PY) -m pytest --cov --cov-report=term-missing:skip-covered

@@ -204,13 +204,14 @@ class Provisioner:
         environment = {
             key: overrides.get(key, self._resolver.resolve_string(value)) for key, value in variables.items()
         }
+        handler = resolve(props["Handler"])
         timeout = int(resolve(props.get("Timeout", 3)))
         memory = int(resolve(props.get("MemorySize", 128)))
         arn = self._client("lambda").create_function(
             FunctionName=name,
             Runtime=resolve(props.get("Runtime", "python3.11")),
             Role=self._role(),
-            Handler=resolve(props["Handler"]),
+            Handler=handler,
             Code={"ZipFile": _empty_zip()},  # never unpacked: the handler runs from CodeUri in-process
             Timeout=timeout,
             MemorySize=memory,
@@ -221,7 +222,7 @@ class Provisioner:
             name=name,
             arn=arn,
             code_dir=self._template.directory / code_uri,
-            handler=resolve(props["Handler"]),
+            handler=handler,
             timeout_seconds=timeout,
             memory_mb=memory,
             environment=environment,
