@@ -14,12 +14,17 @@ from order_core.config import get_settings
 from order_core.errors import InvalidDownloadToken, OrderNotFound
 from order_core.models.planet import OrderRequest, invalid_json_body, planet_error_body
 from order_core.observability import logger, metrics, tracer
-from order_core.services.orders import order_view
+from order_core.services.auth import Unauthorized
+from order_core.services.idempotency import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    InvalidIdempotencyKey,
+)
+from order_core.services.orders import NotCancellable, order_view
 from pydantic import ValidationError
 
 app = APIGatewayRestResolver(strip_prefixes=[])
 PREFIX = "/compute/ops"
-DEFAULT_TENANT = "default"
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -49,7 +54,12 @@ def base_url() -> str:
 
 
 def tenant() -> str:
-    return DEFAULT_TENANT
+    """The caller's tenant, as the API's Lambda authorizer established it."""
+    authorizer = app.current_event.request_context.authorizer
+    value = authorizer.get("tenant") if authorizer else None
+    if not value:
+        raise Unauthorized("no tenant: the request did not pass the API key authorizer")
+    return str(value)
 
 
 def _order_id(value: str) -> str:
@@ -70,8 +80,69 @@ def create_order() -> Response:
         request = OrderRequest.model_validate(payload)
     except ValidationError as exc:
         return _json(400, planet_error_body(exc))
-    record = wiring.order_service().create(request, tenant())
-    return _json(202, order_view(record, base_url()))
+    caller = tenant()
+
+    def create() -> dict[str, Any]:
+        return order_view(wiring.order_service().create(request, caller), base_url())
+
+    key = _header("idempotency-key")
+    if key is None:
+        return _json(202, create())
+    from order_core.services.idempotency import run_once
+
+    return _json(202, run_once(get_settings().idempotency_table, caller, key, body, create))
+
+
+@app.put(f"{PREFIX}/orders/v2/<order_id>")
+def cancel_order(order_id: str) -> Response:
+    record = wiring.order_service().cancel(_order_id(order_id), tenant())
+    return _json(200, order_view(record, base_url()))
+
+
+@app.post(f"{PREFIX}/bulk/orders/v2/cancel")
+def bulk_cancel() -> Response:
+    body = app.current_event.decoded_body or "{}"
+    try:
+        payload = json.loads(body)
+    except json.JSONDecodeError as exc:
+        return _json(400, invalid_json_body(exc))
+    order_ids = payload.get("order_ids") if isinstance(payload, dict) else None
+    valid = (
+        isinstance(payload, dict)
+        and set(payload) <= {"order_ids"}
+        and (
+            "order_ids" not in payload
+            or (isinstance(order_ids, list) and order_ids and all(isinstance(i, str) for i in order_ids))
+        )
+    )
+    if not valid:
+        return _json(
+            400,
+            {
+                "field": {
+                    "order_ids": [
+                        {
+                            "message": "must be a non-empty list of order ids, or "
+                            "omitted to cancel every queued order"
+                        }
+                    ]
+                },
+                "general": [{"message": "Unable to cancel orders"}],
+            },
+        )
+    return _json(200, wiring.order_service().cancel_many(tenant(), order_ids))
+
+
+@app.get(f"{PREFIX}/stats/orders/v2")
+def stats() -> Response:
+    return _json(200, wiring.order_service().stats(tenant()))
+
+
+def _header(name: str) -> str | None:
+    for key, value in (app.current_event.headers or {}).items():
+        if key.lower() == name:
+            return str(value)
+    return None
 
 
 @app.get(f"{PREFIX}/orders/v2/<order_id>")
@@ -91,6 +162,31 @@ def download() -> Response:
 @app.exception_handler(OrderNotFound)
 def order_not_found(exc: OrderNotFound) -> Response:
     return _message(404, f"Could not load order ID: {exc}.")
+
+
+@app.exception_handler(NotCancellable)
+def not_cancellable(exc: NotCancellable) -> Response:
+    return _message(409, str(exc))
+
+
+@app.exception_handler(IdempotencyKeyReused)
+def key_reused(exc: IdempotencyKeyReused) -> Response:
+    return _message(422, str(exc))
+
+
+@app.exception_handler(IdempotencyKeyInFlight)
+def key_in_flight(exc: IdempotencyKeyInFlight) -> Response:
+    return _message(409, str(exc))
+
+
+@app.exception_handler(InvalidIdempotencyKey)
+def key_invalid(exc: InvalidIdempotencyKey) -> Response:
+    return _message(400, str(exc))
+
+
+@app.exception_handler(Unauthorized)
+def unauthorized(_exc: Unauthorized) -> Response:
+    return _message(401, "Invalid or missing API key: use Authorization: api-key <key>")
 
 
 @app.exception_handler(InvalidDownloadToken)

@@ -1,4 +1,5 @@
-"""``python -m gateway_local up|wait|demo``: run the local stack, wait for it, or run the demo against it."""
+"""``python -m gateway_local up|wait|demo|keys``: run the local stack, wait for it, run the demo against it,
+or administer its API keys."""
 
 from __future__ import annotations
 
@@ -26,7 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     wait = commands.add_parser("wait", help="wait until a local stack started by `up` answers")
     wait.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
     commands.add_parser("demo", help="start the stack in this process and run the seed orders end to end")
+    keys = commands.add_parser("keys", help="create, list or revoke API keys of the running local stack")
+    keys.add_argument("keys_args", nargs=argparse.REMAINDER, help="create --tenant T | list | revoke KEY_ID")
     args = parser.parse_args(argv)
+    if args.command == "keys":
+        return _keys(args.keys_args)
     if args.command == "wait":
         return _wait(args.timeout)
     if args.command == "demo":
@@ -35,6 +40,27 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_demo()
     return _up()
+
+
+def _keys(arguments: list[str]) -> int:
+    """Run order_core's key administration against the running local stack's ApiKeysTable."""
+    try:
+        stack = wait_until_ready(default_state_dir(), timeout=5)
+    except TimeoutError:
+        print("no local stack is running: start one with `make up`", file=sys.stderr)
+        return 1
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": stack.aws_endpoint,
+            "AWS_DEFAULT_REGION": str(stack.outputs["region"]),
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "API_KEYS_TABLE": stack.resource("ApiKeysTable")["Ref"],
+        }
+    )
+    from order_core.admin import main as admin
+
+    return admin(arguments)
 
 
 def _wait(timeout: float) -> int:
@@ -111,9 +137,9 @@ def _banner(outputs: dict[str, Any], state_dir: os.PathLike[str]) -> str:
 
     lines = [
         "Planet Orders gateway, local stack",
-        f"  API            {outputs['api_url']}",
+        f"  API            {outputs['api_url']}   key {outputs['api_key']} (tenant {outputs['tenant']})",
         f"  AWS endpoint   {outputs['aws_endpoint']}   (moto, region {outputs['region']})",
-        f"  Planet         {outputs['planet_url']}   key {outputs['planet_api_key']}",
+        f"  fake Planet    {outputs['planet_url']}   (upstream key {outputs['planet_api_key']})",
     ]
     for label, resource_type in _BANNER_RESOURCES:
         lines += [f"  {label:<14} {rid}: {attrs['Ref']}" for rid, attrs in named(resource_type)]

@@ -37,6 +37,17 @@ _INTERNAL_ERROR = {"message": "Internal server error"}
 
 
 @dataclass(frozen=True)
+class RouteAuthorizer:
+    """A Lambda REQUEST authorizer guarding a route, with the API's own 401/403 answers."""
+
+    function_name: str
+    identity_header: str
+    ttl_seconds: int
+    unauthorized_body: dict[str, Any]
+    denied_body: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class ApiRoute:
     """One ``Events`` entry of ``Type: Api``, with what the local front needs from its API resource."""
 
@@ -46,6 +57,7 @@ class ApiRoute:
     api_id: str
     stage: str
     binary_media_types: tuple[str, ...] = ()
+    authorizer: RouteAuthorizer | None = None
 
     def match(self, method: str, path: str) -> dict[str, str] | None:
         """Path parameters if this route serves ``method`` on ``path``, else None."""
@@ -79,6 +91,9 @@ class ApiFront:
         # Most specific first, so /orders/v2/stats-like literals win over /orders/v2/{order_id}.
         self._routes = sorted(routes, key=lambda route: -route.literal_segments)
         self._invoke = invoke
+        # API Gateway caches an authorizer's answer per identity value for ReauthorizeEvery seconds.
+        self._auth_cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self._auth_lock = threading.Lock()
         self._server: BaseWSGIServer = make_server(
             host, port, self._wsgi, threaded=True, request_handler=_QuietRequestHandler
         )
@@ -121,6 +136,10 @@ class ApiFront:
             if parameters is None:
                 continue
             event = _proxy_event(request, route, path, parameters, request_id)
+            if route.authorizer is not None:
+                refused = self._authorize(route, route.authorizer, event, request_id)
+                if refused is not None:
+                    return refused
             result = self._invoke(route.function_name, event)
             if result.errored:
                 return _json_response(502, _INTERNAL_ERROR, request_id)
@@ -130,6 +149,62 @@ class ApiFront:
                 log.error("%s: invalid proxy response %.500s", route.function_name, result.payload)
                 return _json_response(502, _INTERNAL_ERROR, request_id)
         return _json_response(403, _MISSING_TOKEN, request_id)
+
+    def _authorize(
+        self, route: ApiRoute, authorizer: RouteAuthorizer, event: dict[str, Any], request_id: str
+    ) -> Response | None:
+        """Run the authorizer as API Gateway does; put its context in the event or answer 401/403."""
+        headers = {k.lower(): v for k, v in (event["headers"] or {}).items()}
+        identity = headers.get(authorizer.identity_header.lower())
+        if not identity:
+            return _json_response(401, authorizer.unauthorized_body, request_id)
+        cache_key = (authorizer.function_name, identity)
+        with self._auth_lock:
+            cached = self._auth_cache.get(cache_key)
+        if cached is not None and cached[0] > time.monotonic():
+            answer = cached[1]
+        else:
+            context = event["requestContext"]
+            method_arn = (
+                f"arn:aws:execute-api:us-east-1:{ACCOUNT_ID}:{route.api_id}/{route.stage}/"
+                f"{context['httpMethod']}{context['resourcePath']}"
+            )
+            auth_event = {
+                "type": "REQUEST",
+                "methodArn": method_arn,
+                **{
+                    k: event[k]
+                    for k in (
+                        "resource",
+                        "path",
+                        "httpMethod",
+                        "headers",
+                        "multiValueHeaders",
+                        "queryStringParameters",
+                        "multiValueQueryStringParameters",
+                        "pathParameters",
+                        "stageVariables",
+                        "requestContext",
+                    )
+                },
+            }
+            result = self._invoke(authorizer.function_name, auth_event)
+            if result.errored:
+                message = json.loads(result.payload).get("errorMessage", "")
+                if message == "Unauthorized":
+                    return _json_response(401, authorizer.unauthorized_body, request_id)
+                return _json_response(500, {"message": None}, request_id)  # what API Gateway sends
+            answer = json.loads(result.payload)
+            with self._auth_lock:
+                self._auth_cache[cache_key] = (time.monotonic() + authorizer.ttl_seconds, answer)
+        statements = answer.get("policyDocument", {}).get("Statement", [])
+        if not any(statement.get("Effect") == "Allow" for statement in statements):
+            return _json_response(403, authorizer.denied_body, request_id)
+        event["requestContext"]["authorizer"] = {
+            "principalId": answer.get("principalId"),
+            **(answer.get("context") or {}),
+        }
+        return None
 
 
 class _QuietRequestHandler(WSGIRequestHandler):
@@ -217,7 +292,7 @@ def _http_response(proxy: dict[str, Any], request_id: str) -> Response:
     return response
 
 
-def _json_response(status: int, body: dict[str, str], request_id: str) -> Response:
+def _json_response(status: int, body: dict[str, Any], request_id: str) -> Response:
     response = Response(json.dumps(body), status=status, content_type="application/json")
     response.headers["x-amzn-RequestId"] = request_id
     if status == 403:

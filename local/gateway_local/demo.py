@@ -65,7 +65,7 @@ def run() -> int:
         outputs = stack.outputs
         api = outputs["api_url"]
         session = requests.Session()
-        session.headers["Authorization"] = f"api-key {outputs['planet_api_key']}"
+        session.headers["Authorization"] = f"api-key {outputs['api_key']}"
         _print(
             f"Local stack ready: API {api}, AWS {outputs['aws_endpoint']}, "
             f"fake Planet {outputs['planet_url']}"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .api_front import ApiRoute
+from .api_front import ApiRoute, RouteAuthorizer
 from .esm import SqsSource
 from .lambda_runtime import FunctionSpec
 from .template import REGION, STACK_NAME, Resolver, Resource, Template, TemplateError
@@ -283,11 +283,13 @@ class Provisioner:
 
     def _api_route(self, function_name: str, props: dict[str, Any]) -> ApiRoute:
         api_ref = props.get("RestApiId")
+        authorizer = None
         if isinstance(api_ref, dict) and "Ref" in api_ref:
             api_id = api_ref["Ref"]
             api_props = self._template.resources[api_id].properties
             stage = self._resolver.resolve_string(api_props["StageName"])
             binary_types = self._resolver.resolve(api_props.get("BinaryMediaTypes", []))
+            authorizer = self._route_authorizer(api_props, props)
         else:  # SAM's implicit API
             api_id, stage, binary_types = "ServerlessRestApi", "Prod", []
         return ApiRoute(
@@ -298,6 +300,32 @@ class Provisioner:
             stage=stage,
             # SAM writes "/" as "~1" in media types (JSON-pointer escaping); both spellings work there.
             binary_media_types=tuple(media_type.replace("~1", "/") for media_type in binary_types),
+            authorizer=authorizer,
+        )
+
+    def _route_authorizer(
+        self, api_props: dict[str, Any], event_props: dict[str, Any]
+    ) -> RouteAuthorizer | None:
+        """The Lambda authorizer guarding a route: the event's own Auth, else the API's default."""
+        auth = api_props.get("Auth") or {}
+        name = (event_props.get("Auth") or {}).get("Authorizer", auth.get("DefaultAuthorizer"))
+        if not name or name == "NONE":
+            return None
+        spec = auth["Authorizers"][name]
+        function = self._resolver.resolve_string(spec["FunctionArn"]).rsplit(":", 1)[-1]
+        identity = spec.get("Identity") or {}
+        responses = api_props.get("GatewayResponses") or {}
+
+        def body(kind: str, default: str) -> dict[str, Any]:
+            template = ((responses.get(kind) or {}).get("ResponseTemplates") or {}).get("application/json")
+            return json.loads(template) if template else {"message": default}
+
+        return RouteAuthorizer(
+            function_name=function,
+            identity_header=(identity.get("Headers") or ["Authorization"])[0],
+            ttl_seconds=int(identity.get("ReauthorizeEvery", 300)),
+            unauthorized_body=body("UNAUTHORIZED", "Unauthorized"),
+            denied_body=body("ACCESS_DENIED", "User is not authorized to access this resource"),
         )
 
     def _created_queues(self) -> list[dict[str, str]]:

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 DEFAULT_PLANET_API_KEY = "PLAK-local-demo"
+# The gateway's own key for the local tenant "default" (documented in the README); more with `keys create`.
+DEFAULT_API_KEY = "pgw_local_demo_key"
+DEFAULT_TENANT = "default"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 # The secret the functions read the upstream key from (template logical id).
 PLANET_KEY_SECRET = "PlanetApiKeySecret"
@@ -77,6 +80,7 @@ class LocalStack:
         self.project_root = project_root
         self.state_dir = state_dir or project_root / ".local-stack"
         self.planet_api_key = planet_api_key or env.get("PLANET_API_KEY") or DEFAULT_PLANET_API_KEY
+        self.api_key = env.get("LOCAL_API_KEY") or DEFAULT_API_KEY
         self.queue_visibility_timeout = queue_visibility_timeout
         self.outputs: dict[str, Any] = {}
         self.planet: FakePlanetServer | None = None
@@ -180,6 +184,7 @@ class LocalStack:
         for spec in self.resources.functions.values():
             self.lambdas.add(spec)
         self._set_environ(planet_url)
+        self._seed_api_key()
         topics = [attrs["Ref"] for attrs in self.resources.of_type("AWS::SNS::Topic").values()]
         completion_queue_url = create_completion_events_queue(self.client, topics)
 
@@ -193,6 +198,13 @@ class LocalStack:
         self._ports["api"] = self._api.port
         self.outputs = self._build_outputs(planet_url, completion_queue_url, provisioner.resolve_outputs())
         self._write_outputs()
+
+    def _seed_api_key(self) -> None:
+        """The documented local key for tenant "default", stored hashed like every other key."""
+        from order_core import wiring
+
+        wiring.reset()  # the environment just changed: build the services from it
+        wiring.api_key_service().create(DEFAULT_TENANT, "local demo key", key=self.api_key)
 
     def _start_moto(self) -> None:
         # Step Functions only interprets ASL with this flag (otherwise executions stay RUNNING forever).
@@ -264,6 +276,8 @@ class LocalStack:
             "aws_endpoint": self.aws_endpoint,
             "planet_url": planet_url,
             "planet_api_key": self.planet_api_key,
+            "api_key": self.api_key,
+            "tenant": DEFAULT_TENANT,
             "completion_events_queue_url": completion_queue_url,
             # null: every queue keeps the template's VisibilityTimeout
             "queue_visibility_timeout": self.queue_visibility_timeout,

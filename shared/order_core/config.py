@@ -14,6 +14,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     orders_table: str = "orders"
+    api_keys_table: str = "api-keys"
+    idempotency_table: str = "idempotency"
     intake_queue_url: str = ""
     workflow_arn: str = ""
     results_bucket: str = ""

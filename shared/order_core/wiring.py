@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from order_core.adapters.orders_repo import OrdersRepository
     from order_core.adapters.planet_client import PlanetClient
     from order_core.adapters.storage import ResultsStore
+    from order_core.services.auth import ApiKeyService
     from order_core.services.finalize import FinalizeService
     from order_core.services.landing import LandingService
     from order_core.services.links import DownloadLinks
@@ -40,6 +41,14 @@ def orders_repo() -> OrdersRepository:
 
 
 @lru_cache(maxsize=1)
+def api_key_service() -> ApiKeyService:
+    from order_core.adapters.api_keys_repo import ApiKeysRepository
+    from order_core.services.auth import ApiKeyService
+
+    return ApiKeyService(ApiKeysRepository(get_settings().api_keys_table))
+
+
+@lru_cache(maxsize=1)
 def planet_client() -> PlanetClient:
     from order_core.adapters.planet_client import PlanetClient
 
@@ -49,10 +58,16 @@ def planet_client() -> PlanetClient:
 
 @lru_cache(maxsize=1)
 def order_service() -> OrderService:
-    from order_core.adapters.messaging import IntakeQueue
+    from order_core.adapters.messaging import IntakeQueue, OrderWorkflow
     from order_core.services.orders import OrderService
 
-    return OrderService(orders_repo(), IntakeQueue(get_settings().intake_queue_url))
+    settings = get_settings()
+    return OrderService(
+        orders_repo(),
+        IntakeQueue(settings.intake_queue_url),
+        OrderWorkflow(settings.workflow_arn),
+        planet_client,
+    )
 
 
 @lru_cache(maxsize=1)

@@ -27,7 +27,7 @@ def wait_for_terminal(
 
 def test_scenes_order_posted_over_http_lands_files_whose_md5_matches_the_manifest(local_stack: Any) -> None:
     api = local_stack.api_url
-    headers = {"Authorization": f"api-key {local_stack.outputs['planet_api_key']}"}
+    headers = {"Authorization": f"api-key {local_stack.outputs['api_key']}"}
     request = json.loads((SEED / "create_scenes_direct.json").read_text())
 
     created = requests.post(f"{api}/orders/v2", json=request, headers=headers, timeout=10)
@@ -51,7 +51,10 @@ def test_malformed_seed_example_gets_a_planet_shaped_400(local_stack: Any) -> No
         f"{local_stack.api_url}/orders/v2",
         data=body,
         timeout=10,
-        headers={"Content-Type": "application/json", "Authorization": "api-key x"},
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": f"api-key {local_stack.outputs['api_key']}",
+        },
     )
 
     assert response.status_code == 400

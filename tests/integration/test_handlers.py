@@ -263,3 +263,135 @@ def test_land_persistently_corrupted_file_fails_and_never_lands_it(aws_stack: Aw
     assert "AnalyticMS.tif" in error["errorMessage"] and "md5" in error["errorMessage"]
     listed = boto3.client("s3").list_objects_v2(Bucket=aws_stack.ref("ResultsBucket")).get("Contents", [])
     assert not any(o["Key"].endswith("AnalyticMS.tif") for o in listed)
+
+
+# --- cancel, bulk cancel, stats, Idempotency-Key ---------------------------------------------------------
+
+
+def api(
+    stack: AwsStack,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    tenant: str = "default",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    event = api_event(method, path, body)
+    event["requestContext"]["authorizer"] = {"principalId": tenant, "tenant": tenant}
+    event["headers"].update(headers or {})
+    response = stack.invoke("ApiFunction", event)
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_cancel_order_not_yet_submitted_is_never_submitted_and_ends_cancelled(aws_stack: AwsStack) -> None:
+    order = create_order(aws_stack, scenes_request())
+
+    status, body = api(aws_stack, "PUT", f"/compute/ops/orders/v2/{order['id']}")
+    aws_stack.invoke("SubmitFunction", intake_event(aws_stack))  # the queued message arrives afterwards
+
+    assert status == 200
+    assert (body["state"], body["last_message"]) == ("cancelled", "Cancel success")
+    assert aws_stack.planet_orders() == []
+    assert aws_stack.record(order["id"]).cancel_requested
+    assert [e["name"] for e in executions(aws_stack)] == [order["id"]]  # its workflow ends it, with its event
+
+
+def test_cancel_order_queued_at_planet_cancels_it_upstream(aws_stack: AwsStack) -> None:
+    requests_config(aws_stack, queued_seconds=3600)
+    order_id = submitted_order(aws_stack)
+
+    status, body = api(aws_stack, "PUT", f"/compute/ops/orders/v2/{order_id}")
+
+    assert (status, body["state"]) == (200, "cancelled")
+    assert aws_stack.planet_orders()[0]["state"] == "cancelled"
+
+
+def test_cancel_order_running_at_planet_answers_409(aws_stack: AwsStack) -> None:
+    requests_config(aws_stack, queued_seconds=0, running_seconds=3600)
+    order_id = submitted_order(aws_stack)
+    time.sleep(0.1)
+
+    status, body = api(aws_stack, "PUT", f"/compute/ops/orders/v2/{order_id}")
+
+    assert (status, body) == (409, {"message": "Order not in a cancellable state"})
+
+
+def test_cancel_another_tenants_order_answers_404(aws_stack: AwsStack) -> None:
+    order = create_order(aws_stack, scenes_request())
+
+    status, body = api(aws_stack, "PUT", f"/compute/ops/orders/v2/{order['id']}", tenant="other")
+    get_status, _ = api(aws_stack, "GET", f"/compute/ops/orders/v2/{order['id']}", tenant="other")
+
+    assert (status, get_status) == (404, 404)
+    assert aws_stack.record(order["id"]).cancel_requested is False
+
+
+def test_bulk_cancel_both_forms_report_planets_result_shape(aws_stack: AwsStack) -> None:
+    first, second = (create_order(aws_stack, scenes_request(f"order {i}"))["id"] for i in (1, 2))
+    unknown = "3f1d1c3e-6a34-4d6e-9f5b-0d3c8f1f2a10"
+
+    _, by_ids = api(aws_stack, "POST", "/compute/ops/bulk/orders/v2/cancel", {"order_ids": [first, unknown]})
+    _, all_queued = api(aws_stack, "POST", "/compute/ops/bulk/orders/v2/cancel", {})
+
+    assert by_ids == {
+        "result": {
+            "succeeded": {"count": 1},
+            "failed": {
+                "count": 1,
+                "failures": [{"order_id": unknown, "message": f"No such order ID: {unknown}."}],
+            },
+        }
+    }
+    assert all_queued["result"]["succeeded"]["count"] == 1  # only the second was still queued
+    assert aws_stack.record(second).cancel_requested
+
+
+def test_stats_counts_the_callers_and_everyones_active_orders(aws_stack: AwsStack) -> None:
+    create_order(aws_stack, scenes_request())
+    api(aws_stack, "POST", "/compute/ops/orders/v2", scenes_request(), tenant="other")
+
+    status, body = api(aws_stack, "GET", "/compute/ops/stats/orders/v2")
+
+    assert status == 200
+    assert body == {
+        "organization": {"queued_orders": 2, "running_orders": 0},
+        "user": {"queued_orders": 1, "running_orders": 0},
+    }
+
+
+def test_create_with_same_idempotency_key_three_times_is_one_order(aws_stack: AwsStack) -> None:
+    headers = {"Idempotency-Key": "client-retry-1"}
+    answers = [
+        api(aws_stack, "POST", "/compute/ops/orders/v2", scenes_request(), headers=headers) for _ in range(3)
+    ]
+
+    assert {status for status, _ in answers} == {202}
+    assert len({body["id"] for _, body in answers}) == 1
+    assert len(intake_event(aws_stack)["Records"]) == 1
+
+
+def test_create_reusing_idempotency_key_with_other_body_answers_422(aws_stack: AwsStack) -> None:
+    headers = {"Idempotency-Key": "client-retry-2"}
+    api(aws_stack, "POST", "/compute/ops/orders/v2", scenes_request("first"), headers=headers)
+
+    status, body = api(aws_stack, "POST", "/compute/ops/orders/v2", scenes_request("second"), headers=headers)
+
+    assert status == 422
+    assert "different request body" in body["message"]
+
+
+def test_idempotency_key_is_scoped_to_the_tenant(aws_stack: AwsStack) -> None:
+    headers = {"Idempotency-Key": "shared-key"}
+    _, mine = api(aws_stack, "POST", "/compute/ops/orders/v2", scenes_request(), headers=headers)
+    _, theirs = api(
+        aws_stack, "POST", "/compute/ops/orders/v2", scenes_request(), headers=headers, tenant="other"
+    )
+
+    assert mine["id"] != theirs["id"]
+
+
+def requests_config(stack: AwsStack, **config: Any) -> None:
+    import requests
+
+    requests.post(f"{stack.planet.url}/_fake/config", json=config, timeout=5).raise_for_status()

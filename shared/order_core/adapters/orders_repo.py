@@ -23,9 +23,16 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+#: Present only while an order is queued or running: the sparse ``active`` index counts them for stats.
+ACTIVE_STATE = "active_state"
+_ACTIVE = ("queued", "running")
+
+
 def _to_item(record: OrderRecord) -> dict[str, Any]:
     data = record.model_dump(mode="json", exclude={"results", "request"})
     item = {k: v for k, v in data.items() if v is not None}
+    if record.state.value in _ACTIVE:
+        item[ACTIVE_STATE] = record.state.value
     for field in _DATETIME_FIELDS:
         if (value := getattr(record, field)) is not None:
             item[field] = _iso(value)
@@ -39,7 +46,7 @@ def _pack_results(results: Iterable[LandedFile]) -> bytes:
 
 
 def _from_item(item: dict[str, Any]) -> OrderRecord:
-    data = {k: (int(v) if isinstance(v, Decimal) else v) for k, v in item.items()}
+    data = {k: (int(v) if isinstance(v, Decimal) else v) for k, v in item.items() if k != ACTIVE_STATE}
     data["request"] = json.loads(data.pop("request_json", "{}"))
     packed = data.pop("results_gz", None)
     data["results"] = json.loads(gzip.decompress(bytes(packed))) if packed else []
@@ -97,6 +104,14 @@ class OrdersRepository:
         """
         from botocore.exceptions import ClientError
 
+        changes = dict(changes)
+        removals = list(remove)
+        if "state" in changes:
+            state = _value(changes["state"])
+            if state in _ACTIVE:
+                changes[ACTIVE_STATE] = state
+            else:
+                removals.append(ACTIVE_STATE)
         names: dict[str, str] = {}
         values: dict[str, Any] = dict(extra_values or {})
         sets = []
@@ -108,7 +123,6 @@ class OrdersRepository:
             names[f"#f{i}"] = field
             values[f":v{i}"] = _value(value)
             sets.append(f"#f{i} = :v{i}")
-        removals = list(remove)
         for j, field in enumerate(removals):
             names[f"#r{j}"] = field
         clauses = []
@@ -141,6 +155,26 @@ class OrdersRepository:
                 return None
             raise
         return _from_item(response["Attributes"])
+
+    def count_active(self, state: str, tenant: str | None = None) -> int:
+        """How many orders are in ``state`` (queued or running), for one tenant or for everyone."""
+        from boto3.dynamodb.conditions import Key
+
+        condition = Key(ACTIVE_STATE).eq(state)
+        if tenant is not None:
+            condition = condition & Key("tenant").eq(tenant)
+        kwargs: dict[str, Any] = {
+            "IndexName": "active",
+            "KeyConditionExpression": condition,
+            "Select": "COUNT",
+        }
+        total = 0
+        while True:
+            page = self._table.query(**kwargs)
+            total += int(page.get("Count", 0))
+            if "LastEvaluatedKey" not in page:
+                return total
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def list_for_tenant(self, tenant: str, *, newest_first: bool = True) -> Iterable[OrderRecord]:
         """Every record of a tenant, through the ``tenant-created_on`` index."""

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from order_core.adapters.messaging import IntakeQueue
+from order_core.adapters.messaging import IntakeQueue, OrderWorkflow
 from order_core.adapters.orders_repo import OrdersRepository
-from order_core.errors import OrderNotFound
-from order_core.models.order import AcceptedOrderMessage, OrderRecord, planet_time
-from order_core.models.planet import OrderRequest
+from order_core.adapters.planet_client import PlanetClient
+from order_core.errors import GatewayError, OrderNotFound, UpstreamConflict
+from order_core.models.order import (
+    AcceptedOrderMessage,
+    OrderRecord,
+    Phase,
+    WorkflowInput,
+    planet_time,
+    utcnow,
+)
+from order_core.models.planet import OrderRequest, OrderState
 from order_core.observability import bind_order, logger, metrics
 from order_core.services.links import DownloadClaims, DownloadLinks
 
@@ -25,10 +34,28 @@ def new_record(request: OrderRequest, tenant: str, order_id: str | None = None) 
     )
 
 
+NOT_CANCELLABLE = "Order not in a cancellable state"
+
+
+class NotCancellable(GatewayError):
+    """Planet's 409: only queued orders can be cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__(NOT_CANCELLABLE)
+
+
 class OrderService:
-    def __init__(self, repo: OrdersRepository, queue: IntakeQueue) -> None:
+    def __init__(
+        self,
+        repo: OrdersRepository,
+        queue: IntakeQueue,
+        workflow: OrderWorkflow | None = None,
+        planet: Callable[[], PlanetClient] | None = None,
+    ) -> None:
         self._repo = repo
         self._queue = queue
+        self._workflow = workflow
+        self._planet = planet
 
     def create(self, request: OrderRequest, tenant: str) -> OrderRecord:
         """Record the order and put it on the intake queue; Planet is called later by the submitter."""
@@ -52,6 +79,86 @@ class OrderService:
         if record is None or record.tenant != tenant:
             raise OrderNotFound(order_id)
         return record
+
+    def list(self, tenant: str) -> Iterator[OrderRecord]:
+        return iter(self._repo.list_for_tenant(tenant))
+
+    def cancel(self, order_id: str, tenant: str) -> OrderRecord:
+        """Cancel a queued order: locally if Planet does not have it yet, else at Planet.
+
+        Returns the order as the client should see it (``cancelled``); the workflow then ends it with its
+        completion event.
+        """
+        record = self.get(order_id, tenant)
+        bind_order(record.order_id, tenant)
+        if record.state is not OrderState.queued or record.rejected or record.cancel_requested:
+            raise NotCancellable
+        if record.phase in (Phase.ACCEPTED, Phase.SUBMITTING):
+            # Never submitted (or a POST is in flight: the submitter cancels upstream right after it).
+            updated = self._repo.update(
+                order_id,
+                {"cancel_requested": True, "last_modified": utcnow()},
+                only_in_phases=(Phase.ACCEPTED, Phase.SUBMITTING),
+            )
+            if updated is not None:
+                if updated.phase == Phase.ACCEPTED and self._workflow is not None:
+                    self._workflow.start(WorkflowInput(order_id=order_id, tenant=tenant, submitted=False))
+                return _as_cancelled(updated)
+            record = self.get(order_id, tenant)  # the submitter got there first
+        if record.phase != Phase.SUBMITTED or record.upstream_order_id is None or self._planet is None:
+            raise NotCancellable
+        try:
+            upstream = self._planet().cancel_order(record.upstream_order_id)
+        except UpstreamConflict:
+            raise NotCancellable from None
+        updated = self._repo.update(
+            order_id,
+            {
+                "upstream_state": upstream.state.value,
+                "last_modified": utcnow(),
+                "last_message": "Cancel success",
+            },
+        )
+        logger.info("order cancelled at Planet")
+        return _as_cancelled(updated or record)
+
+    def cancel_many(self, tenant: str, order_ids: list[str] | None) -> dict[str, Any]:
+        """Bulk cancel in Planet's response shape; ``None`` means every queued order of the tenant."""
+        if order_ids is None:
+            order_ids = [
+                r.order_id for r in self._repo.list_for_tenant(tenant) if r.state is OrderState.queued
+            ]
+        succeeded, failures = 0, []
+        for order_id in order_ids:
+            try:
+                self.cancel(order_id, tenant)
+            except OrderNotFound:
+                failures.append({"order_id": order_id, "message": f"No such order ID: {order_id}."})
+            except NotCancellable:
+                failures.append({"order_id": order_id, "message": NOT_CANCELLABLE})
+            else:
+                succeeded += 1
+        return {
+            "result": {
+                "succeeded": {"count": succeeded},
+                "failed": {"count": len(failures), "failures": failures},
+            }
+        }
+
+    def stats(self, tenant: str) -> dict[str, Any]:
+        """Queued and running orders of the caller's tenant (user) and of everyone (organization)."""
+
+        def counts(scope: str | None) -> dict[str, int]:
+            return {
+                "queued_orders": self._repo.count_active("queued", scope),
+                "running_orders": self._repo.count_active("running", scope),
+            }
+
+        return {"organization": counts(None), "user": counts(tenant)}
+
+
+def _as_cancelled(record: OrderRecord) -> OrderRecord:
+    return record.model_copy(update={"state": OrderState.cancelled, "last_message": "Cancel success"})
 
 
 def order_view(

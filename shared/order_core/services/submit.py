@@ -182,6 +182,8 @@ class SubmitService:
         )
         logger.info("order submitted upstream", extra={"upstream_order_id": upstream.id})
         metrics.add_metric(name="OrdersSubmitted", unit="Count", value=1)
+        if submitted is not None and submitted.cancel_requested:
+            self._cancel_upstream(upstream.id)
         self._start_workflow(submitted or claimed, submitted=True)
 
     def _post(self, record: OrderRecord) -> PlanetOrder | None:
@@ -205,6 +207,13 @@ class SubmitService:
                 return None
             seconds = self._retry.wait_for(record.order_id, record.submit_attempts)
             raise RetryLater(seconds, f"Planet unavailable: {exc}") from exc
+
+    def _cancel_upstream(self, upstream_order_id: str) -> None:
+        """The client cancelled while our POST was in flight: cancel it at Planet; polling sees the result."""
+        try:
+            self._planet.cancel_order(upstream_order_id)
+        except (UpstreamClientError, UpstreamUnavailable, UpstreamRateLimited) as exc:
+            logger.warning("could not cancel at Planet after a racing cancel", extra={"error": str(exc)})
 
     def _reconcile(self, record: OrderRecord) -> PlanetOrder | None:
         """Find the order a previous, ambiguous attempt may have created."""

@@ -1,0 +1,40 @@
+"""DynamoDB access for API keys. Only a key's SHA-256 is stored, never the key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from order_core.adapters.aws import resource
+from order_core.models.tenancy import ApiKeyRecord
+
+
+class ApiKeysRepository:
+    def __init__(self, table_name: str, table: Any = None) -> None:
+        self._table = table if table is not None else resource("dynamodb").Table(table_name)
+
+    def put(self, record: ApiKeyRecord) -> None:
+        self._table.put_item(
+            Item=record.model_dump(mode="json"), ConditionExpression="attribute_not_exists(key_hash)"
+        )
+
+    def get(self, key_hash: str) -> ApiKeyRecord | None:
+        item = self._table.get_item(Key={"key_hash": key_hash}).get("Item")
+        return ApiKeyRecord.model_validate(item) if item else None
+
+    def all(self) -> Iterator[ApiKeyRecord]:
+        kwargs: dict[str, Any] = {}
+        while True:
+            page = self._table.scan(**kwargs)
+            for item in page.get("Items", []):
+                yield ApiKeyRecord.model_validate(item)
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def revoke(self, key_hash: str) -> None:
+        self._table.update_item(
+            Key={"key_hash": key_hash},
+            UpdateExpression="SET revoked = :t",
+            ExpressionAttributeValues={":t": True},
+        )

@@ -1,0 +1,54 @@
+"""Administer the gateway's API keys: ``python -m order_core.admin keys create|list|revoke``.
+
+Runs wherever boto3 reaches the ApiKeysTable: in AWS with ``API_KEYS_TABLE`` set to the stack's table,
+locally through ``python -m gateway_local keys ...`` (which points it at the local stack). A new key is
+printed once; only its SHA-256 is stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from order_core import wiring
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="keys", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    create = commands.add_parser("create", help="create a key for a tenant and print it (shown only once)")
+    create.add_argument("--tenant", required=True)
+    create.add_argument("--label", default="")
+    commands.add_parser("list", help="list keys: id, tenant, label, created, revoked")
+    revoke = commands.add_parser("revoke", help="revoke a key by its id (the first characters, as listed)")
+    revoke.add_argument("key_id")
+    args = parser.parse_args(argv)
+
+    service = wiring.api_key_service()
+    if args.command == "create":
+        try:
+            key, record = service.create(args.tenant, args.label)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(key)
+        print(
+            f"created key {record.key_id}… for tenant {record.tenant}; store it now, it is not kept",
+            file=sys.stderr,
+        )
+        return 0
+    if args.command == "list":
+        for record in service.list():
+            state = "revoked" if record.revoked else "active"
+            print(f"{record.key_id}…\t{record.tenant}\t{state}\t{record.created_on}\t{record.label}")
+        return 0
+    revoked = service.revoke(args.key_id)
+    if not revoked:
+        print(f"error: no active key with id {args.key_id}", file=sys.stderr)
+        return 1
+    print(f"revoked {len(revoked)} key(s) of tenant {revoked[0].tenant}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
