@@ -320,7 +320,7 @@ def test_cancel_order_running_at_planet_answers_409(aws_stack: AwsStack) -> None
 def test_cancel_another_tenants_order_answers_404(aws_stack: AwsStack) -> None:
     order = create_order(aws_stack, scenes_request())
 
-    status, body = api(aws_stack, "PUT", f"/compute/ops/orders/v2/{order['id']}", tenant="other")
+    status, _body = api(aws_stack, "PUT", f"/compute/ops/orders/v2/{order['id']}", tenant="other")
     get_status, _ = api(aws_stack, "GET", f"/compute/ops/orders/v2/{order['id']}", tenant="other")
 
     assert (status, get_status) == (404, 404)
