@@ -20,6 +20,7 @@ from order_core.services.idempotency import (
     IdempotencyKeyReused,
     InvalidIdempotencyKey,
 )
+from order_core.services.listing import ListQueryError, page, parse_query
 from order_core.services.orders import NotCancellable, order_view
 from pydantic import ValidationError
 
@@ -143,6 +144,18 @@ def _header(name: str) -> str | None:
         if key.lower() == name:
             return str(value)
     return None
+
+
+@app.get(f"{PREFIX}/orders/v2")
+def list_orders() -> Response:
+    params = app.current_event.multi_value_query_string_parameters or {}
+    try:
+        query = parse_query(params)
+    except ListQueryError as exc:
+        return _json(400, exc.body())
+    root = base_url()
+    views = (order_view(record, root, with_results=False) for record in wiring.order_service().list(tenant()))
+    return _json(200, page(views, query, self_url=f"{root}/orders/v2"))
 
 
 @app.get(f"{PREFIX}/orders/v2/<order_id>")

@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 from .config import FakePlanetConfig
 from .content import iter_generated, iter_inline
 from .faults import FaultMiddleware, FaultRule
-from .listing import ListQuery, ListQueryError
+from .listing import ListQueryError, list_page
 from .orders import LinkSigner, Order, OrderRequestError
 from .outputs import MANIFEST_PATH
 from .store import NOT_CANCELLABLE, CancelOutcome, FakePlanetStore, no_such_order
@@ -130,20 +130,18 @@ def get_order(order_id: str) -> ResponseReturnValue:
 
 
 def list_orders() -> ResponseReturnValue:
-    store = get_store()
     try:
-        query = ListQuery.parse(request.args, store.config.page_size)
+        body = list_page(
+            get_store(),
+            g.api_key,
+            request.args.to_dict(flat=False),
+            self_url=request.base_url,
+            order_url=_order_url,
+            now=utcnow_ms(),
+        )
     except ListQueryError as exc:
         return jsonify(exc.body()), 400
-    rows, next_marker = query.page(store.orders(None if query.all_users else g.api_key), utcnow_ms())
-    links = {"_self": request.url}
-    if next_marker is not None:
-        # The SDK follows `next` as is, so it must repeat every filter, not only the marker.
-        args = request.args.copy()
-        args["page_marker"] = next_marker
-        links["next"] = f"{request.base_url}?{urlencode(list(args.items(multi=True)))}"
-    orders = [order.document(snap, _order_url(order), None) for order, snap, _ in rows]
-    return jsonify({"_links": links, "orders": orders})
+    return jsonify(body)
 
 
 def cancel_order(order_id: str) -> ResponseReturnValue:

@@ -147,7 +147,7 @@ def test_planet_cli_lists_orders_from_fake(fake: FakePlanetServer, orders: Any, 
     cli = Path(sys.executable).with_name("planet")
     env = {**os.environ, "PL_API_KEY": KEY, "HOME": str(tmp_path)}
 
-    completed = subprocess.run(  # noqa: S603 - fixed argv, the venv's own planet CLI
+    completed = subprocess.run(
         [str(cli), "orders", "-u", fake.base_url, "list", "--state", "queued"],
         env=env,
         capture_output=True,

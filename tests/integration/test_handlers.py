@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
@@ -395,3 +396,32 @@ def requests_config(stack: AwsStack, **config: Any) -> None:
     import requests
 
     requests.post(f"{stack.planet.url}/_fake/config", json=config, timeout=5).raise_for_status()
+
+
+def test_list_filters_pages_and_shows_only_the_callers_orders(aws_stack: AwsStack) -> None:
+    for i in range(3):
+        create_order(aws_stack, scenes_request(f"batch {i}"))
+    api(aws_stack, "POST", "/compute/ops/orders/v2", scenes_request("batch other"), tenant="other")
+    event = api_event("GET", "/compute/ops/orders/v2", query={"name__contains": "batch", "page_size": "2"})
+    event["requestContext"]["authorizer"] = {"tenant": "default"}
+
+    first = json.loads(aws_stack.invoke("ApiFunction", event)["body"])
+    next_query = {k: v[-1] for k, v in parse_qs(urlsplit(first["_links"]["next"]).query).items()}
+    event2 = api_event("GET", "/compute/ops/orders/v2", query=next_query)
+    event2["requestContext"]["authorizer"] = {"tenant": "default"}
+    second = json.loads(aws_stack.invoke("ApiFunction", event2)["body"])
+
+    names = [o["name"] for o in first["orders"] + second["orders"]]
+    assert names == ["batch 2", "batch 1", "batch 0"]  # newest first, the caller's only
+    assert "next" not in second["_links"]
+    assert all(set(o["_links"]) == {"_self"} for o in first["orders"])
+
+
+def test_list_invalid_filter_answers_400_naming_the_parameter(aws_stack: AwsStack) -> None:
+    event = api_event("GET", "/compute/ops/orders/v2", query={"state": "sleeping"})
+    event["requestContext"]["authorizer"] = {"tenant": "default"}
+
+    response = aws_stack.invoke("ApiFunction", event)
+
+    assert response["statusCode"] == 400
+    assert "state" in json.loads(response["body"])["field"]
