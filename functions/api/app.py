@@ -21,7 +21,7 @@ from order_core.services.idempotency import (
     InvalidIdempotencyKey,
 )
 from order_core.services.listing import ListQueryError, page, parse_query
-from order_core.services.orders import NotCancellable, order_view
+from order_core.services.orders import NotCancellable, PlanetBusy, order_view
 from pydantic import ValidationError
 
 app = APIGatewayRestResolver(strip_prefixes=[])
@@ -175,6 +175,13 @@ def download() -> Response:
 @app.exception_handler(OrderNotFound)
 def order_not_found(exc: OrderNotFound) -> Response:
     return _message(404, f"Could not load order ID: {exc}.")
+
+
+@app.exception_handler(PlanetBusy)
+def planet_busy(exc: PlanetBusy) -> Response:
+    if exc.retry_after is None:
+        return _message(503, str(exc))
+    return _json(429, {"message": str(exc)}, headers={"Retry-After": str(max(1, round(exc.retry_after)))})
 
 
 @app.exception_handler(NotCancellable)

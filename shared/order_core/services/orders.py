@@ -9,7 +9,13 @@ from typing import Any
 from order_core.adapters.messaging import IntakeQueue, OrderWorkflow
 from order_core.adapters.orders_repo import OrdersRepository
 from order_core.adapters.planet_client import PlanetClient
-from order_core.errors import GatewayError, OrderNotFound, UpstreamConflict
+from order_core.errors import (
+    GatewayError,
+    OrderNotFound,
+    UpstreamConflict,
+    UpstreamRateLimited,
+    UpstreamUnavailable,
+)
 from order_core.models.order import (
     AcceptedOrderMessage,
     OrderRecord,
@@ -42,6 +48,14 @@ class NotCancellable(GatewayError):
 
     def __init__(self) -> None:
         super().__init__(NOT_CANCELLABLE)
+
+
+class PlanetBusy(GatewayError):
+    """Planet rate limited or failed a call made on the client's behalf: the client should retry."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class OrderService:
@@ -111,6 +125,10 @@ class OrderService:
             upstream = self._planet().cancel_order(record.upstream_order_id)
         except UpstreamConflict:
             raise NotCancellable from None
+        except UpstreamRateLimited as exc:
+            raise PlanetBusy("Planet is rate limiting cancellations; retry", exc.retry_after) from None
+        except UpstreamUnavailable:
+            raise PlanetBusy("Planet did not answer the cancellation; retry") from None
         updated = self._repo.update(
             order_id,
             {
@@ -136,6 +154,8 @@ class OrderService:
                 failures.append({"order_id": order_id, "message": f"No such order ID: {order_id}."})
             except NotCancellable:
                 failures.append({"order_id": order_id, "message": NOT_CANCELLABLE})
+            except PlanetBusy as exc:
+                failures.append({"order_id": order_id, "message": str(exc)})
             else:
                 succeeded += 1
         return {
