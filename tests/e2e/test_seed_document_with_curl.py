@@ -1,4 +1,4 @@
-"""Every operation of the Orders API document, as its own curl commands, with only base URL and key changed."""
+"""Every operation of the Orders API document, as its own curl commands, only base URL and key changed."""
 
 from __future__ import annotations
 
