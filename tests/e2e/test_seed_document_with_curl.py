@@ -37,6 +37,19 @@ class Curl:
         except json.JSONDecodeError:
             return int(status), body
 
+    def bulk_cancel(self, body: str) -> tuple[int, Any]:
+        return self(
+            "-X",
+            "POST",
+            f"{self.base}/bulk/orders/v2/cancel",
+            "-H",
+            self.auth,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+        )
+
     def create(self, document: str) -> dict[str, Any]:
         status, order = self(
             "-X",
@@ -152,29 +165,9 @@ def test_seed_cancel_bulk_cancel_and_stats(curl: Curl, slow_planet: Any) -> None
     assert (status, again) == (409, {"message": "Order not in a cancellable state"})
 
     time.sleep(1.1)  # Planet allows 3 cancels per second per key; the document's calls are a person's pace
-    status, by_ids = curl(
-        "-X",
-        "POST",
-        f"{curl.base}/bulk/orders/v2/cancel",
-        "-H",
-        curl.auth,
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        json.dumps({"order_ids": [first["id"], second["id"]]}),
-    )
+    status, by_ids = curl.bulk_cancel(json.dumps({"order_ids": [first["id"], second["id"]]}))
     assert status == 200 and by_ids["result"]["succeeded"]["count"] == 2, by_ids
-    status, everything = curl(
-        "-X",
-        "POST",
-        f"{curl.base}/bulk/orders/v2/cancel",
-        "-H",
-        curl.auth,
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        "{}",
-    )
+    status, everything = curl.bulk_cancel("{}")
     assert status == 200 and set(everything["result"]) == {"succeeded", "failed"}
 
     status, stats = curl(
