@@ -49,8 +49,9 @@ lint: venv
 format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
-typecheck: venv
-	$(VENV)/bin/mypy shared/order_core functions
+typecheck: venv ## mypy over the layer, then each function (every handler file is called app.py)
+	$(VENV)/bin/mypy shared/order_core
+	for f in functions/*/; do $(VENV)/bin/mypy "$$f" || exit 1; done
 
 SAM_VENV := .venv-sam
 ASL_VALIDATOR := .tools/node/node_modules/.bin/asl-validator

@@ -154,7 +154,9 @@ def list_orders() -> Response:
     except ListQueryError as exc:
         return _json(400, exc.body())
     root = base_url()
-    views = (order_view(record, root, with_results=False) for record in wiring.order_service().list(tenant()))
+    views = (
+        order_view(record, root, with_results=False) for record in wiring.order_service().orders_of(tenant())
+    )
     return _json(200, page(views, query, self_url=f"{root}/orders/v2"))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from order_core import wiring
@@ -15,8 +16,9 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 
 def _attribute(record: SQSRecord, name: str) -> str | None:
-    attributes = record.message_attributes
-    return attributes[name].string_value if name in attributes else None
+    # Not .get(): the data class only wraps values read with [], .get returns the raw dict.
+    attribute = record.message_attributes[name] if name in record.message_attributes else None  # noqa: SIM401
+    return attribute.string_value if attribute is not None else None
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -38,7 +40,7 @@ def record_handler(record: SQSRecord) -> None:
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

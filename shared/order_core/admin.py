@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     if args.command == "list":
-        for record in service.list():
+        for record in service.all_keys():
             state = "revoked" if record.revoked else "active"
             print(f"{record.key_id}…\t{record.tenant}\t{state}\t{record.created_on}\t{record.label}")
         return 0

@@ -46,8 +46,10 @@ def _pack_results(results: Iterable[LandedFile]) -> bytes:
 
 
 def _from_item(item: dict[str, Any]) -> OrderRecord:
-    data = {k: (int(v) if isinstance(v, Decimal) else v) for k, v in item.items() if k != ACTIVE_STATE}
-    data["request"] = json.loads(data.pop("request_json", "{}"))
+    data: dict[str, Any] = {
+        k: (int(v) if isinstance(v, Decimal) else v) for k, v in item.items() if k != ACTIVE_STATE
+    }
+    data["request"] = json.loads(str(data.pop("request_json", "{}")))
     packed = data.pop("results_gz", None)
     data["results"] = json.loads(gzip.decompress(bytes(packed))) if packed else []
     return OrderRecord.model_validate(data)

@@ -58,7 +58,7 @@ class ApiKeyService:
         self._repo.put(record)
         return key, record
 
-    def list(self) -> list[ApiKeyRecord]:
+    def all_keys(self) -> list[ApiKeyRecord]:
         return sorted(self._repo.all(), key=lambda r: (r.tenant, r.created_on))
 
     def revoke(self, key_id: str) -> list[ApiKeyRecord]:

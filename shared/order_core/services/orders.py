@@ -94,7 +94,7 @@ class OrderService:
             raise OrderNotFound(order_id)
         return record
 
-    def list(self, tenant: str) -> Iterator[OrderRecord]:
+    def orders_of(self, tenant: str) -> Iterator[OrderRecord]:
         return iter(self._repo.list_for_tenant(tenant))
 
     def cancel(self, order_id: str, tenant: str) -> OrderRecord:
