@@ -425,3 +425,20 @@ def test_list_invalid_filter_answers_400_naming_the_parameter(aws_stack: AwsStac
 
     assert response["statusCode"] == 400
     assert "state" in json.loads(response["body"])["field"]
+
+
+def test_delivery_credentials_are_forwarded_to_planet_but_never_shown_back(aws_stack: AwsStack) -> None:
+    request = json.loads(
+        (load_event.__globals__["EVENTS"] / "planet" / "create_scenes_gcs_clip.json").read_text()
+    )
+    request["delivery"]["google_cloud_storage"]["credentials"] = "c2VjcmV0LXNlcnZpY2UtYWNjb3VudA=="
+
+    created = create_order(aws_stack, request)
+    aws_stack.invoke("SubmitFunction", intake_event(aws_stack))
+    _, shown = api(aws_stack, "GET", f"/compute/ops/orders/v2/{created['id']}")
+
+    for body in (created, shown):
+        assert body["delivery"]["google_cloud_storage"]["credentials"] == "<redacted>"
+        assert "c2VjcmV0" not in json.dumps(body)
+    upstream = aws_stack.planet_orders()[0]["request"]
+    assert upstream["delivery"]["google_cloud_storage"]["credentials"] == "c2VjcmV0LXNlcnZpY2UtYWNjb3VudA=="

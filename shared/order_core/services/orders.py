@@ -181,6 +181,22 @@ def _as_cancelled(record: OrderRecord) -> OrderRecord:
     return record.model_copy(update={"state": OrderState.cancelled, "last_message": "Cancel success"})
 
 
+#: Delivery credentials are forwarded to Planet but never shown again: not in responses, logs or events.
+SECRET_FIELDS = frozenset(
+    {"credentials", "aws_secret_access_key", "secret_access_key", "sas_token", "customer_secret_key"}
+)
+REDACTED = "<redacted>"
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with every secret field replaced by a placeholder."""
+    if isinstance(value, dict):
+        return {k: (REDACTED if k in SECRET_FIELDS and v else redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
 def order_view(
     record: OrderRecord, base_url: str, links: DownloadLinks | None = None, *, with_results: bool = True
 ) -> dict[str, Any]:
@@ -195,7 +211,7 @@ def order_view(
         "created_on": planet_time(record.created_on),
         "last_modified": planet_time(record.last_modified),
     }
-    for field, value in record.request.items():
+    for field, value in redact(record.request).items():
         if field != "name":
             view.setdefault(field, value)
     view.setdefault("source_type", record.source_type)
