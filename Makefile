@@ -10,6 +10,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 
 
 .PHONY: help venv up demo test unit integration statemachine e2e fake-tests lint format typecheck validate clean
+.PHONY: openapi fuzz bench-cold-start
 
 help:
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -42,6 +43,13 @@ fake-tests: venv
 	$(PY) -m pytest tests/fake_planet
 e2e: venv
 	$(PY) -m pytest tests/e2e
+
+openapi: venv ## regenerate docs/openapi.json from ApiFunction's routes (a unit test fails while it is stale)
+	$(PY) -m gateway_local.openapi
+fuzz: venv ## schemathesis from docs/openapi.json against a local stack (part of make test; FUZZ_EXAMPLES=500 digs deeper)
+	$(PY) -m pytest tests/e2e/test_fuzz_api.py
+bench-cold-start: venv ## ApiFunction import + first GET in fresh processes vs a typical handler; updates benchmarks/RESULTS.md
+	$(PY) benchmarks/cold_start.py --write $(if $(RUNS),--runs $(RUNS))
 
 lint: venv
 	$(VENV)/bin/ruff check .

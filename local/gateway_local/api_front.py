@@ -27,6 +27,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from .api_docs import ApiDocs
 from .esm import Invoke
 from .template import ACCOUNT_ID
 
@@ -87,10 +88,19 @@ class ApiRoute:
 class ApiFront:
     """Threaded werkzeug server routing requests to functions through :class:`ApiRoute` entries."""
 
-    def __init__(self, routes: Iterable[ApiRoute], invoke: Invoke, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        routes: Iterable[ApiRoute],
+        invoke: Invoke,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        docs: ApiDocs | None = None,
+    ):
         # Most specific first, so /orders/v2/stats-like literals win over /orders/v2/{order_id}.
         self._routes = sorted(routes, key=lambda route: -route.literal_segments)
         self._invoke = invoke
+        # The OpenAPI document and its Swagger UI: local only, API Gateway has no such routes.
+        self._docs = docs
         # API Gateway caches an authorizer's answer per identity value for ReauthorizeEvery seconds.
         self._auth_cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         self._auth_lock = threading.Lock()
@@ -130,6 +140,9 @@ class ApiFront:
 
     def _handle(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
+        documentation = self._docs.handle(request) if self._docs is not None else None
+        if documentation is not None:
+            return documentation
         path = request.path
         for route in self._routes:
             parameters = route.match(request.method, path)

@@ -26,6 +26,7 @@ from planet_fake.config import FakePlanetConfig
 from planet_fake.server import FakePlanetServer, start_in_thread
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from .api_docs import ApiDocs
 from .api_front import ApiFront
 from .esm import SqsPoller
 from .lambda_runtime import FunctionSpec, InProcessLambdas
@@ -193,7 +194,8 @@ class LocalStack:
             poller = SqsPoller(source, sqs, self.lambdas.invoke, REGION)
             poller.start()
             self._pollers.append(poller)
-        self._api = ApiFront(self.resources.api_routes, self.lambdas.invoke, HOST, self._ports["api"])
+        docs = ApiDocs(self.project_root / "docs" / "openapi.json")
+        self._api = ApiFront(self.resources.api_routes, self.lambdas.invoke, HOST, self._ports["api"], docs)
         self._api.start()
         self._ports["api"] = self._api.port
         self.outputs = self._build_outputs(planet_url, completion_queue_url, provisioner.resolve_outputs())

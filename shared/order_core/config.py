@@ -1,17 +1,30 @@
-"""The one settings model. Nothing else in the project reads ``os.environ``."""
+"""The one settings model. Nothing else in the project reads ``os.environ``.
+
+A plain pydantic model filled from the environment, not ``pydantic-settings``: importing that package costs
+about 80 ms of every cold start (benchmarks/RESULTS.md), and these flat fields need none of its sources.
+The behaviour is ``BaseSettings``' for such fields: each field is read from the environment variable of the
+same name in any case (``ORDERS_TABLE`` → ``orders_table``), strings are coerced to the field's type
+("15" → 15, "true" → True), keyword arguments win over the environment, other variables are ignored.
+"""
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
+from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """Everything the functions are configured with, read once per execution environment."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    def __init__(self, **values: Any) -> None:
+        environment = {key.lower(): value for key, value in os.environ.items()}
+        fields = type(self).model_fields
+        super().__init__(**{**{name: environment[name] for name in fields if name in environment}, **values})
 
     orders_table: str = "orders"
     api_keys_table: str = "api-keys"
@@ -44,6 +57,19 @@ class Settings(BaseSettings):
 
     #: Overrides the public base URL that links are built from (otherwise derived from the request).
     public_base_url: str | None = None
+
+    # --- landing results at scale (docs/decisions.md "Landing results at scale") ---
+    #: Planet's download rate per key; 0 turns pacing off (only for a fake Planet without rate limits).
+    download_requests_per_second: float = Field(default=5.0, ge=0)
+    #: Preferred multipart part size; raised for files that would otherwise need more than 10,000 parts.
+    landing_part_bytes: int = Field(default=16 * 1024 * 1024, ge=5 * 1024 * 1024, le=5 * 1024**3)
+    #: Memory all part and file buffers may hold at once (peak memory does not grow with file size).
+    landing_buffer_bytes: int = Field(default=128 * 1024 * 1024, ge=16 * 1024 * 1024)
+    #: Files landed at once, and byte ranges fetched and uploaded at once (all files together).
+    landing_file_workers: int = Field(default=8, ge=1, le=64)
+    landing_part_workers: int = Field(default=8, ge=1, le=64)
+    #: Where multipart progress checkpoints live in the results bucket (outside every order's folder).
+    landing_state_prefix: str = "_landing-state"
 
     @property
     def allowed_download_hosts(self) -> frozenset[str]:

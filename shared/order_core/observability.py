@@ -6,13 +6,59 @@ Every log line about an order carries ``order_id`` and ``tenant`` (``bind_order`
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.tracing.tracer import Tracer  # the module is cheap; Tracer() is not
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 # stderr reaches CloudWatch like stdout does, and keeps the local demo's report on stdout readable.
 logger = Logger(stream=sys.stderr)
 metrics = Metrics()
-tracer = Tracer()
+
+
+class LazyTracer:
+    """Powertools' ``Tracer``, built the first time tracing can actually happen.
+
+    ``Tracer()`` imports the X-Ray SDK even when tracing is disabled, which costs about 250 ms of every cold
+    start on a 2-vCPU machine (benchmarks/RESULTS.md). Tracing is disabled locally and in tests
+    (``POWERTOOLS_TRACE_DISABLED``, or not running in Lambda: Powertools' own rule, asked through
+    ``Tracer._is_tracer_disabled``), so there the decorators hand the function back unchanged and the SDK is
+    never imported. In Lambda with tracing on, the real ``Tracer`` is built when a handler is decorated, at
+    import time as before, and does all the work.
+    """
+
+    def __init__(self) -> None:
+        self._tracer: Tracer | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return not Tracer._is_tracer_disabled()
+
+    @property
+    def tracer(self) -> Tracer:
+        """The real Tracer (built on first access, X-Ray SDK included)."""
+        if self._tracer is None:
+            self._tracer = Tracer()
+        return self._tracer
+
+    def capture_lambda_handler(self, handler: Handler) -> Handler:
+        return cast(Handler, self.tracer.capture_lambda_handler(handler)) if self.enabled else handler
+
+    def capture_method(self, method: Handler) -> Handler:
+        return self.tracer.capture_method(method) if self.enabled else method
+
+    def __getattr__(self, name: str) -> Any:
+        # put_annotation, put_metadata, provider...: whatever else Tracer offers, from the real one. Private
+        # and dunder names are not forwarded (copy and pickle probe them before __init__ has run).
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.tracer, name)
+
+
+tracer = LazyTracer()
 
 
 def bind_order(order_id: str, tenant: str) -> None:

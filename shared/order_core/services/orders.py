@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from order_core.adapters.messaging import IntakeQueue, OrderWorkflow
-from order_core.adapters.orders_repo import OrdersRepository
-from order_core.adapters.planet_client import PlanetClient
 from order_core.errors import (
     GatewayError,
     OrderNotFound,
@@ -26,7 +23,15 @@ from order_core.models.order import (
 )
 from order_core.models.planet import OrderRequest, OrderState
 from order_core.observability import bind_order, logger, metrics
-from order_core.services.links import DownloadClaims, DownloadLinks
+
+if TYPE_CHECKING:
+    # Types only. This module is on ApiFunction's cold-start path: the adapters are injected (and imported by
+    # wiring when built), requests comes with the Planet client, and PyJWT with download links, which a GET
+    # needs only for a finished order with landed results (imported in order_view then).
+    from order_core.adapters.messaging import IntakeQueue, OrderWorkflow
+    from order_core.adapters.orders_repo import OrdersRepository
+    from order_core.adapters.planet_client import PlanetClient
+    from order_core.services.links import DownloadLinks
 
 
 def new_record(request: OrderRequest, tenant: str, order_id: str | None = None) -> OrderRecord:
@@ -216,6 +221,8 @@ def order_view(
             view.setdefault(field, value)
     view.setdefault("source_type", record.source_type)
     if with_results and links is not None and record.results and record.state.is_final:
+        from order_core.services.links import DownloadClaims
+
         results = []
         for landed in record.results:
             filename = landed.path.rsplit("/", 1)[-1]

@@ -1,0 +1,307 @@
+"""ApiFunction under moto: every kind of invalid input gets a Planet-shaped 4xx naming what is wrong.
+
+Planet's shapes: 400 ``{"field": {"<dotted path>": [{"message": ...}]}, "general": [{"message": ...}]}``,
+every other status ``{"message": ...}``. Nothing invalid may reach the intake queue, and nothing may be a 5xx.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from harness import EVENTS, PLANET_KEY, ROOT, AwsStack, load_event
+
+ORDERS = "/compute/ops/orders/v2"
+BULK_CANCEL = "/compute/ops/bulk/orders/v2/cancel"
+VALID = json.loads((EVENTS / "planet" / "create_scenes_direct.json").read_text())
+OPEN_RING = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}
+
+
+@pytest.fixture(scope="module")
+def aws_stack() -> Iterator[AwsStack]:
+    """The template in moto, once for this module (conftest's is per test): nothing here changes state."""
+    from gateway_local.lambda_runtime import InProcessLambdas
+    from gateway_local.provision import Provisioner, ProvisionSettings
+    from gateway_local.template import load_template
+    from moto import mock_aws
+    from order_core import wiring
+
+    with mock_aws(), pytest.MonkeyPatch.context() as monkeypatch:
+        settings = ProvisionSettings(secret_values={"PlanetApiKeySecret": PLANET_KEY})
+        resources = Provisioner(load_template(ROOT / "template.yaml"), boto3.client, settings).provision()
+        for spec in resources.functions.values():
+            for key, value in spec.environment.items():
+                monkeypatch.setenv(key, value)
+        lambdas = InProcessLambdas()
+        for spec in resources.functions.values():
+            lambdas.add(spec)
+        lambdas.install()
+        wiring.reset()
+        try:
+            yield AwsStack(resources, lambdas, planet=None, completion_queue_url="")
+        finally:
+            lambdas.uninstall()
+            wiring.reset()
+
+
+def call(
+    stack: AwsStack,
+    method: str,
+    path: str,
+    *,
+    body: bytes | str | None = None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    tenant: str | None = "default",
+) -> tuple[int, Any]:
+    """One API Gateway proxy event through ApiFunction; bytes bodies arrive base64-encoded, as binary does."""
+    event = load_event("api_create_order.json")
+    event.update(
+        httpMethod=method,
+        path=path,
+        resource=path,
+        queryStringParameters=query,
+        multiValueQueryStringParameters={k: [v] for k, v in query.items()} if query else None,
+    )
+    if isinstance(body, bytes):
+        event.update(body=base64.b64encode(body).decode(), isBase64Encoded=True)
+    else:
+        event["body"] = body
+    event["headers"].update(headers or {})
+    event["requestContext"]["authorizer"] = {"tenant": tenant} if tenant else None
+    response = stack.invoke("ApiFunction", event)
+    return response["statusCode"], json.loads(response["body"])
+
+
+def create(stack: AwsStack, order: Any, **kwargs: Any) -> tuple[int, Any]:
+    return call(stack, "POST", ORDERS, body=json.dumps(order), **kwargs)
+
+
+def assert_planet_400(body: Any, field: str | None, says: str) -> None:
+    """Planet's 400 shape, naming ``field`` (None: the body as a whole) with a message containing ``says``."""
+    assert set(body) == {"field", "general"}
+    assert body["general"] and all(set(m) == {"message"} for m in body["general"])
+    if field is None:
+        assert body["field"] == {}
+        assert any(says in m["message"] for m in body["general"]), body
+    else:
+        assert field in body["field"], body
+        assert any(says in m["message"] for m in body["field"][field]), body
+
+
+def intake_is_empty(stack: AwsStack) -> bool:
+    got = boto3.client("sqs").receive_message(QueueUrl=stack.ref("IntakeQueue"), MaxNumberOfMessages=10)
+    return not got.get("Messages")
+
+
+# --- POST /orders/v2: the body -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("order", "field", "says"),
+    [
+        pytest.param(VALID | {"name": 5}, "name", "must be a string", id="wrong-type-name"),
+        pytest.param(VALID | {"products": "PSScene"}, "products", "must be a list", id="wrong-type-products"),
+        pytest.param(
+            VALID | {"subscription_id": "5"}, "subscription_id", "integer", id="wrong-type-subscription"
+        ),
+        pytest.param(
+            VALID | {"source_type": "landsat"}, "source_type", "got 'landsat'", id="unknown-source-type"
+        ),
+        pytest.param(
+            VALID
+            | {
+                "products": [
+                    {
+                        "item_ids": [f"i{n}" for n in range(501)],
+                        "item_type": "PSScene",
+                        "product_bundle": "visual",
+                    }
+                ]
+            },
+            "products",
+            "at most 500 items",
+            id="501-items",
+        ),
+        pytest.param(VALID | {"products": []}, "products", "at least one product", id="empty-products"),
+        pytest.param(
+            VALID | {"tools": [{"clip": {"aoi": OPEN_RING}}]},
+            "tools.0.clip.aoi.coordinates.0",
+            "not closed",
+            id="polygon-ring-not-closed",
+        ),
+        pytest.param(
+            VALID
+            | {"tools": [{"clip": {"aoi": {"type": "Polygon", "coordinates": [[[0, 0], [1, 91], [0, 0]]]}}}]},
+            "tools.0.clip.aoi.coordinates.0",
+            "at least 4 positions",
+            id="polygon-too-few-positions",
+        ),
+        pytest.param(
+            VALID | {"tools": [{"clip": {"aoi": {"type": "Point", "coordinates": [0, 0]}}}]},
+            "tools.0.clip.aoi.type",
+            "'Polygon' or 'MultiPolygon'",
+            id="geometry-not-a-polygon",
+        ),
+        pytest.param(
+            VALID | {"tools": [{"sharpen": {}}]}, "tools.0", "unknown tool 'sharpen'", id="unknown-tool"
+        ),
+        pytest.param(VALID | {"delivry": {}}, "delivry", "did you mean 'delivery'", id="unknown-field"),
+    ],
+)
+def test_api_create_invalid_order_answers_400_naming_the_field(
+    aws_stack: AwsStack, order: dict[str, Any], field: str, says: str
+) -> None:
+    status, body = create(aws_stack, order)
+
+    assert status == 400
+    assert_planet_400(body, field, says)
+    assert intake_is_empty(aws_stack)
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        pytest.param('{"name": "x",', "not valid JSON: Expecting property name", id="malformed-json"),
+        pytest.param("", "not valid JSON: Expecting value at line 1 column 1", id="empty-body"),
+        pytest.param('{"name": NaN}', "NaN is not a JSON value", id="nan"),
+        pytest.param('{"metadata": {"x": 1e999}}', "1e999 is out of range", id="infinite-number"),
+        pytest.param("[" * 5000 + "]" * 5000, "nests deeper than 32 levels", id="nested-5000-deep"),
+        pytest.param("[1, 2]", "must be a JSON object", id="not-an-object"),
+        pytest.param(b'{"name": "\xff"}', "not valid UTF-8", id="not-utf-8"),
+        pytest.param(
+            '{"subscription_id": ' + "9" * 5000 + "}", "integer string conversion", id="5000-digits"
+        ),
+    ],
+)
+def test_api_create_unreadable_body_answers_400_saying_why(
+    aws_stack: AwsStack, raw: str | bytes, says: str
+) -> None:
+    status, body = call(aws_stack, "POST", ORDERS, body=raw)
+
+    assert status == 400
+    assert_planet_400(body, None, says)
+
+
+def test_api_create_body_that_is_not_base64_despite_the_flag_answers_400(aws_stack: AwsStack) -> None:
+    event = load_event("api_create_order.json") | {"body": "not base64!", "isBase64Encoded": True}
+    event["requestContext"]["authorizer"] = {"tenant": "default"}
+
+    response = aws_stack.invoke("ApiFunction", event)
+
+    assert response["statusCode"] == 400
+    assert_planet_400(json.loads(response["body"]), None, "not valid base64")
+
+
+def test_api_create_body_nested_too_deep_under_a_field_names_the_field(aws_stack: AwsStack) -> None:
+    order = VALID | {
+        "metadata": {"a": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}
+    }
+
+    status, body = create(aws_stack, order)
+
+    assert status == 400
+    assert_planet_400(body, "metadata", "nests deeper than 32 levels")
+
+
+def test_api_create_oversized_body_answers_413_with_the_limit(aws_stack: AwsStack) -> None:
+    order = VALID | {"metadata": {"padding": "x" * (200 * 1024)}}
+
+    status, body = create(aws_stack, order)
+
+    assert status == 413
+    assert set(body) == {"message"}
+    assert "the limit is 196608 bytes" in body["message"]
+    assert intake_is_empty(aws_stack)
+
+
+def test_api_create_order_too_large_to_store_answers_413(aws_stack: AwsStack) -> None:
+    # 100 KB as UTF-8 on the wire, but 300 KB stored (each é is a 6-byte \u00e9) and twice (the name).
+    order = VALID | {"name": "é" * 50_000}
+
+    status, body = call(aws_stack, "POST", ORDERS, body=json.dumps(order, ensure_ascii=False))
+
+    assert status == 413
+    assert body["message"].startswith("The order as stored")
+    assert intake_is_empty(aws_stack)
+
+
+@pytest.mark.parametrize("key", ["", " ", "k" * 256])
+def test_api_create_invalid_idempotency_key_answers_400_naming_the_header(
+    aws_stack: AwsStack, key: str
+) -> None:
+    status, body = create(aws_stack, VALID, headers={"Idempotency-Key": key})
+
+    assert status == 400
+    assert_planet_400(body, "Idempotency-Key", "1 to 255 characters")
+    assert intake_is_empty(aws_stack)
+
+
+def test_api_without_tenant_answers_401_in_planets_shape(aws_stack: AwsStack) -> None:
+    status, body = create(aws_stack, VALID, tenant=None)
+
+    assert status == 401
+    assert body == {"message": "Invalid or missing API key: use Authorization: api-key <key>"}
+
+
+# --- order ids, bulk cancel, list ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+@pytest.mark.parametrize("order_id", ["not-a-uuid", "3f1d1c3e", "%2e%2e"])
+def test_api_non_uuid_order_id_answers_404_naming_it(aws_stack: AwsStack, method: str, order_id: str) -> None:
+    status, body = call(aws_stack, method, f"{ORDERS}/{order_id}")
+
+    assert (status, body) == (404, {"message": f"Could not load order ID: {order_id}."})
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "says"),
+    [
+        pytest.param(
+            {"order_ids": ["3f1d1c3e-6a34-4d6e-9f5b-0d3c8f1f2a10", ""]}, "order_ids.1", "not an order id"
+        ),
+        pytest.param({"order_ids": []}, "order_ids", "non-empty list"),
+        pytest.param({"order_ids": "3f1d1c3e-6a34-4d6e-9f5b-0d3c8f1f2a10"}, "order_ids", "non-empty list"),
+        pytest.param({"ids": []}, "order_ids", "non-empty list"),
+    ],
+)
+def test_api_bulk_cancel_invalid_body_answers_400_naming_the_field(
+    aws_stack: AwsStack, payload: dict[str, Any], field: str, says: str
+) -> None:
+    status, body = call(aws_stack, "POST", BULK_CANCEL, body=json.dumps(payload))
+
+    assert status == 400
+    assert_planet_400(body, field, says)
+
+
+def test_api_bulk_cancel_oversized_body_answers_413(aws_stack: AwsStack) -> None:
+    status, body = call(aws_stack, "POST", BULK_CANCEL, body=json.dumps({"order_ids": ["x" * 200_000]}))
+
+    assert status == 413
+    assert set(body) == {"message"}
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"state": "sleeping"}, "state"),
+        ({"source_type": "landsat"}, "source_type"),
+        ({"page_size": "0"}, "page_size"),
+        ({"created_on": "yesterday"}, "created_on"),
+        ({"hosting": "maybe"}, "hosting"),
+        ({"sort_by": "size DESC"}, "sort_by"),
+        ({"page_marker": "%%%"}, "page_marker"),
+    ],
+)
+def test_api_list_invalid_query_answers_400_naming_the_parameter(
+    aws_stack: AwsStack, query: dict[str, str], field: str
+) -> None:
+    status, body = call(aws_stack, "GET", ORDERS, query=query)
+
+    assert status == 400
+    assert_planet_400(body, field, "")
