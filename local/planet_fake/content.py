@@ -10,13 +10,15 @@ one.
 from __future__ import annotations
 
 import hashlib
+import queue
 import random
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 BLOCK_SIZE = 1 << 20
-CHUNK_SIZE = 256 * 1024
+# 1 MiB: as large as the shared block, so a range costs the server one write per MiB.
+CHUNK_SIZE = 1 << 20
 # Odd, so successive blocks of one file get distinct rotations for the first 2**20 blocks (1 TiB).
 _ROTATION_STRIDE = 65_537
 _BLOCK = random.Random(0x504C414E4554).randbytes(BLOCK_SIZE)
@@ -62,27 +64,69 @@ def digest_chunks(chunks: Iterator[bytes]) -> Digests:
     return Digests(md5=md5.hexdigest(), sha256=sha256.hexdigest())
 
 
+class _Entry:
+    """One cache slot: the digests once known, an event set when they are (or when computing failed)."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.digests: Digests | None = None
+
+
 class DigestCache:
     """Digests of generated bodies, computed once per (order id, path, size) by streaming the body.
 
-    Two threads asking for the same missing entry may both compute it; the results are identical, so
-    the lock only guards the dict, never the (possibly long) hashing.
+    The first caller computes; callers asking for the same entry meanwhile wait for that result instead of
+    hashing the same bytes again. ``prefetch`` computes entries in one background thread, so an order's
+    manifest is usually ready by the time the order succeeds, even with multi-GB files.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._digests: dict[tuple[str, str, int], Digests] = {}
+        self._entries: dict[tuple[str, str, int], _Entry] = {}
+        self._queue: queue.SimpleQueue[tuple[str, str, int] | None] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
 
     def get(self, order_id: str, path: str, size: int) -> Digests:
         key = (order_id, path, size)
         with self._lock:
-            cached = self._digests.get(key)
-        if cached is not None:
-            return cached
-        digests = digest_chunks(iter_generated(order_id, path, 0, size))
+            entry = self._entries.get(key)
+            owner = entry is None
+            if entry is None:
+                entry = self._entries[key] = _Entry()
+        if not owner:
+            entry.ready.wait()
+            if entry.digests is not None:
+                return entry.digests
+            return self.get(order_id, path, size)  # the computing caller failed: try again ourselves
+        try:
+            entry.digests = digest_chunks(iter_generated(order_id, path, 0, size))
+        except BaseException:
+            with self._lock:
+                self._entries.pop(key, None)
+            raise
+        finally:
+            entry.ready.set()
+        return entry.digests
+
+    def prefetch(self, keys: list[tuple[str, str, int]]) -> None:
+        """Compute these entries in the background, one after another."""
         with self._lock:
-            return self._digests.setdefault(key, digests)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="planet-fake-digests", daemon=True)
+                self._worker.start()
+        for key in keys:
+            self._queue.put(key)
+
+    def _work(self) -> None:
+        while True:
+            key = self._queue.get()
+            if key is None:
+                return
+            with self._lock:
+                known = key in self._entries
+            if not known:
+                self.get(*key)
 
     def clear(self) -> None:
         with self._lock:
-            self._digests.clear()
+            self._entries.clear()

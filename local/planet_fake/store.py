@@ -89,6 +89,10 @@ class FakePlanetStore:
     def add_order(self, order: Order) -> None:
         with self._lock:
             self._orders[order.id] = order
+        # Hash the generated files now, in the background: the manifest is then ready when the order is.
+        self.digests.prefetch(
+            [(order.id, f.path, f.size) for f in order.delivered_files() if f.inline is None]
+        )
 
     def find_order(self, order_id: str) -> Order | None:
         with self._lock:

@@ -123,17 +123,30 @@ def poll_service() -> PollService:
 @lru_cache(maxsize=1)
 def landing_service() -> LandingService:
     from order_core.adapters.downloads import ResultDownloader
-    from order_core.services.landing import LandingService
+    from order_core.adapters.storage import ResultsStore
+    from order_core.services.landing import LandingService, LandingTuning
+    from order_core.services.transfer import TransferLimits
 
     settings = get_settings()
+    tuning = LandingTuning(
+        file_workers=settings.landing_file_workers,
+        part_workers=settings.landing_part_workers,
+        transfer=TransferLimits(
+            part_bytes=settings.landing_part_bytes, buffer_bytes=settings.landing_buffer_bytes
+        ),
+        state_prefix=settings.landing_state_prefix,
+    )
+    connections = settings.landing_file_workers + settings.landing_part_workers
     downloader = ResultDownloader(
         settings.allowed_download_hosts,
         allow_http=settings.allow_http_downloads,
         chunk_bytes=settings.download_chunk_bytes,
+        per_second=settings.download_requests_per_second,
+        pool_size=connections,
     )
-    return LandingService(
-        orders_repo(), planet_client(), downloader, results_store(), settings.results_prefix
-    )
+    # Its own S3 client: enough connections for every worker at once.
+    store = ResultsStore(settings.results_bucket, max_connections=connections + 4)
+    return LandingService(orders_repo(), planet_client(), downloader, store, settings.results_prefix, tuning)
 
 
 @lru_cache(maxsize=1)

@@ -1,129 +1,251 @@
-"""The results bucket: streaming multipart uploads that only become visible once verified."""
+"""The results bucket: single PUTs for small files, multipart uploads (parts in any order) for large ones.
+
+Nothing here decides whether a file is correct; the landing service completes an upload only after the
+file's digests matched the manifest, so an unverified file never becomes visible.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
-from order_core.adapters.aws import client
-
-MIN_PART_BYTES = 8 * 1024 * 1024
+MIB = 1024 * 1024
+#: S3's smallest part (every part but the last), its largest, and its most parts per upload.
+S3_MIN_PART_BYTES = 5 * MIB
+S3_MAX_PART_BYTES = 5 * 1024 * MIB
 MAX_PARTS = 10_000
+DEFAULT_PART_BYTES = 16 * MIB
+#: Transport checksum of every part of a multipart upload, as s3transfer sends it (S3 keeps a composite
+#: CRC32 for the object). Single PUTs carry Content-MD5 instead: the manifest's md5, which S3 checks against
+#: the bytes it received, so the stored object is proven equal to the manifest end to end.
+CHECKSUM_ALGORITHM = "CRC32"
 
 
-def part_size_for(size: int) -> int:
-    """A part size that keeps any file, however large, within S3's 10,000-part limit."""
+def part_size_for(size: int, preferred: int = DEFAULT_PART_BYTES, minimum: int = S3_MIN_PART_BYTES) -> int:
+    """The part size for a file of ``size`` bytes: ``preferred``, or larger (in whole MiB) when the file would
+    otherwise need more than 10,000 parts. A 100 GiB file gets 16 MiB parts, a 1 TiB file 105 MiB.
+
+    ``minimum`` is S3's; only tests against a store that accepts smaller parts lower it.
+    """
+    chosen = max(minimum, preferred)
     needed = -(-size // MAX_PARTS)  # ceiling division
-    return max(MIN_PART_BYTES, -(-needed // (1024 * 1024)) * 1024 * 1024)
+    if needed > chosen:
+        chosen = -(-needed // MIB) * MIB
+    return min(S3_MAX_PART_BYTES, chosen)
 
 
-class MultipartWriter:
-    """Writes one object part by part; ``complete`` publishes it, ``abort`` leaves nothing behind.
+class BufferBody:
+    """A read-only, seekable file over a buffer, so an upload sends the landing's own buffer without copying
+    it whole (botocore takes bytes or files, not memoryviews; a bytes copy would double the memory in flight).
 
-    Memory is bounded by one part. A file smaller than one part is sent with a single PutObject.
+    ``read`` hands out at least ``BLOCK`` bytes at a time whatever size is asked for: the HTTP layer asks for
+    16 KiB, and a 16 MiB part in 16 KiB calls costs more CPU than the rest of its upload.
     """
 
-    def __init__(
-        self, s3: Any, bucket: str, key: str, *, part_size: int, metadata: dict[str, str], content_type: str
-    ) -> None:
-        self._s3, self._bucket, self._key = s3, bucket, key
-        self._part_size = part_size
-        self._metadata, self._content_type = metadata, content_type
-        self._buffer = bytearray()
-        self._upload_id: str | None = None
-        self._parts: list[dict[str, Any]] = []
+    BLOCK = 1024 * 1024
 
-    def write(self, chunk: bytes) -> None:
-        self._buffer += chunk
-        while len(self._buffer) >= self._part_size:
-            self._flush(bytes(self._buffer[: self._part_size]))
-            del self._buffer[: self._part_size]
+    def __init__(self, buffer: bytes | bytearray | memoryview) -> None:
+        self._view = memoryview(buffer).cast("B")
+        self._position = 0
 
-    def _flush(self, data: bytes) -> None:
-        if self._upload_id is None:
-            self._upload_id = self._s3.create_multipart_upload(
-                Bucket=self._bucket, Key=self._key, Metadata=self._metadata, ContentType=self._content_type
-            )["UploadId"]
-        number = len(self._parts) + 1
-        etag = self._s3.upload_part(
-            Bucket=self._bucket, Key=self._key, UploadId=self._upload_id, PartNumber=number, Body=data
-        )["ETag"]
-        self._parts.append({"ETag": etag, "PartNumber": number})
+    def __len__(self) -> int:
+        return len(self._view)
 
-    def complete(self) -> None:
-        if self._upload_id is None:
-            self._s3.put_object(
-                Bucket=self._bucket,
-                Key=self._key,
-                Body=bytes(self._buffer),
-                Metadata=self._metadata,
-                ContentType=self._content_type,
-            )
-            return
-        if self._buffer:
-            self._flush(bytes(self._buffer))
-            self._buffer.clear()
-        self._s3.complete_multipart_upload(
-            Bucket=self._bucket,
-            Key=self._key,
-            UploadId=self._upload_id,
-            MultipartUpload={"Parts": self._parts},
-        )
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            end = len(self._view)
+        else:
+            end = min(len(self._view), self._position + max(size, self.BLOCK))
+        chunk = self._view[self._position : end].tobytes()
+        self._position = end
+        return chunk
 
-    def abort(self) -> None:
-        self._buffer.clear()
-        if self._upload_id is not None:
-            self._s3.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id)
-            self._upload_id = None
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._position, 2: len(self._view)}[whence]
+        self._position = max(0, min(len(self._view), base + offset))
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+
+class UploadGone(Exception):
+    """The multipart upload no longer exists (aborted, e.g. by the bucket's lifecycle rule)."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
 
 
 class ResultsStore:
-    def __init__(self, bucket: str, s3: Any = None) -> None:
+    def __init__(self, bucket: str, s3: Any = None, *, max_connections: int = 10) -> None:
         self.bucket = bucket
         self._s3 = s3
+        self._max_connections = max_connections
 
     @property
     def s3(self) -> Any:
         if self._s3 is None:
-            self._s3 = client("s3")
+            import boto3
+            from botocore.config import Config
+
+            config = Config(
+                max_pool_connections=self._max_connections,
+                # Completing a multi-GB upload can take S3 minutes; botocore's 60 s would cut it off.
+                read_timeout=300,
+                retries={"mode": "standard", "max_attempts": 5},
+                # Over TLS botocore never signs upload bodies (the CRC32 checksum covers them); say so
+                # explicitly so a plain-HTTP endpoint (the local stack) is not hashed a second time either.
+                s3={"payload_signing_enabled": False},
+                # Checksums are chosen per call: CRC32 on parts, Content-MD5 on single PUTs (see above).
+                request_checksum_calculation="when_required",
+            )
+            self._s3 = boto3.session.Session().client("s3", config=config)
         return self._s3
 
-    def writer(
-        self,
-        key: str,
-        *,
-        size_hint: int,
-        metadata: dict[str, str],
-        content_type: str = "application/octet-stream",
-    ) -> MultipartWriter:
-        return MultipartWriter(
-            self.s3,
-            self.bucket,
-            key,
-            part_size=part_size_for(size_hint),
-            metadata=metadata,
-            content_type=content_type,
-        )
+    # --- reading back --------------------------------------------------------------------------------------
 
-    def metadata(self, key: str) -> dict[str, str] | None:
-        """The user metadata of an object, or None if it does not exist."""
-        from botocore.exceptions import ClientError
-
+    def head(self, key: str) -> StoredObject | None:
         try:
             head = self.s3.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+        except Exception as exc:
+            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
-        return {**head.get("Metadata", {}), "content-length": str(head["ContentLength"])}
+        return StoredObject(key, int(head["ContentLength"]), dict(head.get("Metadata", {})))
 
-    def put_json(self, key: str, document: Any) -> None:
+    def metadata(self, key: str) -> dict[str, str] | None:
+        """The user metadata of an object plus its ``content-length``, or None if it does not exist."""
+        found = self.head(key)
+        return None if found is None else {**found.metadata, "content-length": str(found.size)}
+
+    def sizes_under(self, prefix: str) -> dict[str, int]:
+        """Key → size of every object under ``prefix``."""
+        sizes: dict[str, int] = {}
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                sizes[item["Key"]] = int(item["Size"])
+        return sizes
+
+    # --- writing -------------------------------------------------------------------------------------------
+
+    def put_bytes(
+        self,
+        key: str,
+        body: bytes | bytearray | memoryview,
+        *,
+        metadata: dict[str, str],
+        content_type: str,
+        md5: str | None = None,
+    ) -> None:
+        """One PUT. With ``md5`` (hex) S3 refuses the object unless the bytes it received have that md5;
+        without it the body gets a CRC32 transport checksum."""
+        checksum = (
+            {"ContentMD5": base64.b64encode(bytes.fromhex(md5)).decode()}
+            if md5
+            else {"ChecksumAlgorithm": CHECKSUM_ALGORITHM}
+        )
         self.s3.put_object(
             Bucket=self.bucket,
             Key=key,
-            ContentType="application/json",
-            Body=json.dumps(document, indent=2).encode(),
+            Body=body if isinstance(body, bytes) else BufferBody(body),
+            Metadata=metadata,
+            ContentType=content_type,
+            **checksum,
         )
+
+    def start_upload(self, key: str, *, metadata: dict[str, str], content_type: str) -> str:
+        return str(
+            self.s3.create_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                Metadata=metadata,
+                ContentType=content_type,
+                ChecksumAlgorithm=CHECKSUM_ALGORITHM,
+            )["UploadId"]
+        )
+
+    def upload_part(self, key: str, upload_id: str, number: int, body: bytes | bytearray) -> dict[str, str]:
+        """Upload one part; returns what completing the upload needs to name it (ETag and checksum)."""
+        try:
+            response = self.s3.upload_part(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=body if isinstance(body, bytes) else BufferBody(body),
+                ChecksumAlgorithm=CHECKSUM_ALGORITHM,
+            )
+        except Exception as exc:
+            if _error_code(exc) == "NoSuchUpload":
+                raise UploadGone(key) from exc
+            raise
+        receipt = {"ETag": str(response["ETag"])}
+        checksum = response.get(f"Checksum{CHECKSUM_ALGORITHM}")
+        if checksum:
+            receipt[f"Checksum{CHECKSUM_ALGORITHM}"] = str(checksum)
+        return receipt
+
+    def complete_upload(self, key: str, upload_id: str, receipts: list[dict[str, str]]) -> None:
+        """Publish the object from its parts 1..n, named by the receipts ``upload_part`` returned."""
+        parts = [{**receipt, "PartNumber": number} for number, receipt in enumerate(receipts, start=1)]
+        try:
+            self.s3.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except Exception as exc:
+            if _error_code(exc) == "NoSuchUpload":
+                raise UploadGone(key) from exc
+            raise
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        """Drop an upload and its parts; one that is already gone is fine."""
+        try:
+            self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except Exception as exc:
+            if _error_code(exc) not in ("NoSuchUpload", "404"):
+                raise
+
+    # --- small JSON documents ------------------------------------------------------------------------------
+
+    def put_json(self, key: str, document: Any) -> None:
+        body = json.dumps(document, indent=2).encode()
+        self.put_bytes(
+            key,
+            body,
+            metadata={},
+            content_type="application/json",
+            md5=hashlib.md5(body, usedforsecurity=False).hexdigest(),
+        )
+
+    def get_json(self, key: str) -> Any | None:
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except Exception as exc:
+            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return json.loads(body)
+
+    def delete(self, key: str) -> None:
+        self.s3.delete_object(Bucket=self.bucket, Key=key)
 
     def presigned_get(self, key: str, *, expires_in: int, filename: str) -> str:
         return str(

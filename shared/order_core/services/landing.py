@@ -1,52 +1,195 @@
-"""Landing results: stream each file from Planet into the results bucket, verified against manifest.json.
+"""Landing results: every delivered file of an order copied from Planet into the results bucket, verified
+against manifest.json, several files at once, resumable across invocations.
 
-A file counts as landed only when its size, md5 and sha256 equal the manifest's; until then its multipart
-upload is not completed, so a wrong file is never visible in the bucket. Files already landed with
-matching digests are skipped, so calling ``land`` again resumes where the last call stopped.
+A file counts as landed only when its size, md5 and sha256 equal the manifest's (``transfer.py`` does one
+file). This module plans the order: which files, where they go (paths that cannot leave the order's
+folder), which already landed (skipped), when to stop because the invocation is running out of time, and
+finally ``manifest.json`` and ``delivery.json`` next to the files.
 """
 
 from __future__ import annotations
 
 import hashlib
-import posixpath
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from pydantic import ValidationError
 
 from order_core.adapters.downloads import ResultDownloader
 from order_core.adapters.orders_repo import OrdersRepository
 from order_core.adapters.planet_client import PlanetClient
 from order_core.adapters.storage import ResultsStore
-from order_core.errors import LinkExpired, ResultVerificationFailed, UpstreamRateLimited, UpstreamUnavailable
+from order_core.errors import (
+    DownloadRefused,
+    GatewayError,
+    LinkExpired,
+    ResultVerificationFailed,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamUnavailable,
+)
 from order_core.models.order import LandedFile, LandingProgress, OrderRecord, Phase, utcnow
 from order_core.models.planet import Manifest, ManifestFile, OrderState, ResultLink
 from order_core.observability import bind_order, logger, metrics
+from order_core.services.transfer import Checkpoints, FileToLand, MemoryBudget, Transfer, TransferLimits
 
 MANIFEST = "manifest.json"
 DELIVERY = "delivery.json"
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
-ATTEMPTS_PER_FILE = 3
-#: How many 429s one file may wait out (each for its Retry-After, at most MAX_RATE_LIMIT_WAIT seconds).
-RATE_LIMIT_WAITS_PER_FILE = 10
-MAX_RATE_LIMIT_WAIT = 10.0
+#: S3 keys are at most 1024 bytes; the order folder takes about 100 of them.
+MAX_PATH_BYTES = 900
+#: A link expiring sooner than this is refreshed before it is used.
+LINK_EXPIRY_MARGIN = timedelta(seconds=30)
+#: Planet allows 3 order GETs per second per key: refreshes are spaced at least this far apart.
+REFRESH_INTERVAL_SECONDS = 0.4
+#: Landed files are recorded on the order at most this often (and when the invocation ends).
+SAVE_INTERVAL_SECONDS = 5.0
 
 
 def safe_relative_path(result_name: str) -> str:
-    """The path of a result inside its order folder, refusing anything that could escape it.
+    """The path of a result inside its order folder, refusing anything that could escape or confuse it.
 
-    Planet names results ``<upstream order id>/<ItemType>/<file>``; the first segment is dropped.
+    Planet names results ``<upstream order id>/<path>``; the first segment is dropped. Refused: absolute
+    paths, backslashes, empty, ``.`` or ``..`` segments, control characters and paths too long for a key.
     """
-    parts = result_name.replace("\\", "/").split("/", 1)
+    parts = result_name.split("/", 1)
     relative = parts[1] if len(parts) == 2 else parts[0]
-    normalised = posixpath.normpath(relative)
+    segments = relative.split("/")
     if (
         not relative
-        or relative.startswith("/")
-        or normalised.startswith("..")
-        or normalised == "."
-        or any(segment in ("", "..") for segment in relative.split("/"))
+        or "\\" in relative
+        or any(segment in ("", ".", "..") for segment in segments)
+        or any(ord(char) < 32 or ord(char) == 127 for char in relative)
+        or len(relative.encode()) > MAX_PATH_BYTES
     ):
-        raise ResultVerificationFailed(f"unsafe result path {result_name!r}")
-    return normalised
+        raise ResultVerificationFailed(
+            f"refusing result {result_name!r}: its path would not stay inside the order's folder"
+        )
+    return relative
+
+
+@dataclass(frozen=True)
+class LandingTuning:
+    """How hard landing works at once; defaults suit a 1,769 MB (one vCPU) Lambda."""
+
+    file_workers: int = 8
+    part_workers: int = 8
+    transfer: TransferLimits = field(default_factory=TransferLimits)
+    state_prefix: str = "_landing-state"
+
+
+def _expiry(link: ResultLink) -> datetime | None:
+    value = link.expires_at
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None
+
+
+class LinkBook:
+    """The order's current result links. Refreshing one GETs the upstream order, which refreshes them all."""
+
+    def __init__(
+        self,
+        planet: PlanetClient,
+        upstream_order_id: str,
+        links: Iterable[ResultLink],
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._planet = planet
+        self._upstream_order_id = upstream_order_id
+        self._links = {link.name: link for link in links}
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last_refresh = 0.0
+        self.refreshes = 0
+
+    def _usable(self, link: ResultLink | None) -> bool:
+        if link is None or not link.location:
+            return False
+        expires = _expiry(link)
+        # Planet writes 0001-01-01 for links without an expiry.
+        return expires is None or expires.year <= 1 or expires - LINK_EXPIRY_MARGIN > self._clock()
+
+    def location(self, name: str) -> str:
+        with self._lock:
+            link = self._links.get(name)
+            if self._usable(link):
+                assert link is not None and link.location is not None
+                return link.location
+        return self.refresh(name, (link.location if link else None) or "")
+
+    def refresh(self, name: str, stale: str) -> str:
+        with self._lock:
+            current = self._links.get(name)
+            if current is not None and current.location != stale and self._usable(current):
+                assert current.location is not None
+                return current.location  # another file refreshed them meanwhile
+            self._get_order()
+            fresh = self._links.get(name)
+            if fresh is None or not fresh.location:
+                raise ResultVerificationFailed(f"{name} is no longer listed by Planet")
+            return fresh.location
+
+    def _get_order(self) -> None:
+        for attempt in range(5):
+            pause = self._last_refresh + REFRESH_INTERVAL_SECONDS - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            self._last_refresh = time.monotonic()
+            try:
+                upstream = self._planet.get_order(self._upstream_order_id)
+            except UpstreamRateLimited as exc:
+                if attempt == 4:
+                    raise
+                time.sleep(min(exc.retry_after or 1.0, 10.0))
+                continue
+            self._links.update({link.name: link for link in upstream.links.results or []})
+            self.refreshes += 1
+            metrics.add_metric(name="LinkRefreshes", unit="Count", value=1)
+            logger.info("result links refreshed", extra={"refreshes": self.refreshes})
+            return
+
+
+def _landed_from_metadata(file: FileToLand, metadata: dict[str, str] | None, size: int | None) -> bool:
+    return bool(
+        metadata is not None
+        and size == file.size
+        and metadata.get("md5") == file.md5
+        and metadata.get("sha256") == file.sha256
+    )
+
+
+#: When several files fail, the order's error is the most decisive kind: a refused URL or a file that
+#: never verified ends the order; transient trouble lets Step Functions retry the task.
+_ERROR_RANK = (
+    DownloadRefused,
+    ResultVerificationFailed,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamUnavailable,
+)
+
+
+def _combined_error(failures: list[tuple[str, BaseException]]) -> BaseException:
+    def rank(item: tuple[str, BaseException]) -> int:
+        return next((i for i, kind in enumerate(_ERROR_RANK) if isinstance(item[1], kind)), len(_ERROR_RANK))
+
+    failures = sorted(failures, key=rank)
+    lead = failures[0][1]
+    message = "; ".join(str(error) for _, error in failures[:3])
+    if len(failures) > 3:
+        message += f"; and {len(failures) - 3} more files failed"
+    if not isinstance(lead, GatewayError):
+        return lead
+    if isinstance(lead, UpstreamRateLimited):
+        return UpstreamRateLimited(message, retry_after=lead.retry_after)
+    if isinstance(lead, UpstreamError):
+        return type(lead)(message, status=lead.status)
+    return type(lead)(message)
 
 
 class LandingService:
@@ -57,12 +200,16 @@ class LandingService:
         downloader: ResultDownloader,
         store: ResultsStore,
         prefix: str,
+        tuning: LandingTuning | None = None,
     ) -> None:
         self._repo = repo
         self._planet = planet
         self._downloader = downloader
         self._store = store
         self._prefix = prefix.strip("/")
+        self._tuning = tuning or LandingTuning()
+        #: Peak bytes held by buffers during the last ``land`` call (for tests and benchmarks).
+        self.peak_buffer_bytes = 0
 
     def order_prefix(self, record: OrderRecord) -> str:
         return f"{self._prefix}/{record.tenant}/{record.order_id}"
@@ -77,38 +224,147 @@ class LandingService:
             return LandingProgress(complete=True, landed_files=0)
 
         upstream = self._planet.get_order(record.upstream_order_id)
-        links = [link for link in (upstream.links.results or []) if link.delivery in (None, "success")]
-        manifest_link = next((lk for lk in links if lk.name.endswith("/" + MANIFEST)), None)
+        delivered = [link for link in (upstream.links.results or []) if link.delivery in (None, "success")]
+        links = LinkBook(self._planet, record.upstream_order_id, delivered)
+        manifest_link = next((lk for lk in delivered if lk.name.endswith("/" + MANIFEST)), None)
         if manifest_link is None or not manifest_link.location:
             raise ResultVerificationFailed(
                 "Planet listed no manifest.json for this order; nothing can be verified"
             )
-        manifest_bytes = self._fetch_small(manifest_link)
-        manifest = Manifest.model_validate_json(manifest_bytes)
-        expected = {entry.path: entry for entry in manifest.files}
-
-        landed = {item.path: item for item in record.results}
+        manifest_bytes = self._fetch_manifest(links, manifest_link.name)
         base = self.order_prefix(record)
-        for link in links:
+        files = self._plan(base, delivered, manifest_link, _parse_manifest(manifest_bytes))
+
+        landed = {item.path: item for item in record.results if item.path != MANIFEST}
+        todo = self._not_yet_landed(base, files, landed)
+        if todo:
+            logger.info("landing files", extra={"files": len(todo), "already_landed": len(landed)})
+            if not self._land_files(record, todo, links, landed, seconds_left):
+                self._save(record, landed)
+                return LandingProgress(complete=False, landed_files=len(landed))
+
+        self._finish(record, base, files, landed, manifest_bytes)
+        return LandingProgress(complete=True, landed_files=len(landed))
+
+    # --- planning ------------------------------------------------------------------------------------------
+
+    def _plan(
+        self, base: str, delivered: list[ResultLink], manifest_link: ResultLink, manifest: Manifest
+    ) -> list[FileToLand]:
+        expected = {entry.path: entry for entry in manifest.files}
+        files: list[FileToLand] = []
+        for link in delivered:
             if link is manifest_link:
                 continue
             path = safe_relative_path(link.name)
-            if path in landed:
-                continue
-            entry = expected.get(path)
+            entry = expected.pop(path, None)
             if entry is None or entry.size is None or not entry.digests.md5 or not entry.digests.sha256:
                 raise ResultVerificationFailed(
                     f"{path} is not listed in manifest.json with its size and digests"
                 )
-            if seconds_left() <= 0:
-                self._save(record, landed)
-                return LandingProgress(complete=False, landed_files=len(landed))
-            landed[path] = self._already_landed(f"{base}/{path}", entry) or self._land_file(
-                record, link, path, entry, f"{base}/{path}"
+            files.append(_file_to_land(base, path, entry, link.name))
+        if expected:
+            missing = sorted(expected)
+            raise ResultVerificationFailed(
+                f"manifest.json lists {len(missing)} file(s) Planet gave no download link for: "
+                + ", ".join(missing[:3])
             )
-            self._save(record, landed)
+        return files
 
-        self._store_bytes(f"{base}/{MANIFEST}", manifest_bytes)
+    def _not_yet_landed(
+        self, base: str, files: list[FileToLand], landed: dict[str, LandedFile]
+    ) -> list[FileToLand]:
+        """Files still to land. One listing of the folder finds candidates; their metadata decides."""
+        pending = [file for file in files if file.path not in landed]
+        if not pending:
+            return []
+        sizes = self._store.sizes_under(base + "/")
+        todo = []
+        for file in pending:
+            if sizes.get(file.key) == file.size:
+                head = self._store.head(file.key)
+                if head is not None and _landed_from_metadata(file, head.metadata, head.size):
+                    landed[file.path] = file.landed()
+                    continue
+            todo.append(file)
+        return todo
+
+    # --- landing, several files at once --------------------------------------------------------------------
+
+    def _land_files(
+        self,
+        record: OrderRecord,
+        todo: list[FileToLand],
+        links: LinkBook,
+        landed: dict[str, LandedFile],
+        seconds_left: Callable[[], float],
+    ) -> bool:
+        """Land ``todo`` into ``landed``; False if time ran short first. Raises when a file failed."""
+        tuning = self._tuning
+        stop = threading.Event()
+        budget = MemoryBudget(tuning.transfer.buffer_bytes)
+        checkpoints = Checkpoints(self._store, f"{tuning.state_prefix}/{record.tenant}/{record.order_id}")
+        failures: list[tuple[str, BaseException]] = []
+        last_save = time.monotonic()
+        with (
+            ThreadPoolExecutor(tuning.part_workers, thread_name_prefix="part") as part_pool,
+            ThreadPoolExecutor(tuning.file_workers, thread_name_prefix="file") as file_pool,
+        ):
+            transfer = Transfer(
+                self._downloader, self._store, links, checkpoints, part_pool, stop, tuning.transfer, budget
+            )
+            pending: dict[Future[LandedFile | None], FileToLand] = {}
+            queue = list(reversed(todo))
+            while queue or pending:
+                if not stop.is_set() and seconds_left() <= 0:
+                    logger.info("running out of time: stopping after the parts in flight")
+                    stop.set()
+                # Submit only a little ahead of the workers, so that stopping leaves nothing half-queued.
+                while queue and not stop.is_set() and len(pending) < tuning.file_workers * 2:
+                    file = queue.pop()
+                    pending[file_pool.submit(transfer.land, file)] = file
+                if not pending:
+                    break
+                done, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                for future in done:
+                    file = pending.pop(future)
+                    try:
+                        result = future.result()
+                    except Exception as exc:
+                        failures.append((file.path, exc))
+                        stop.set()
+                        continue
+                    if result is not None:
+                        landed[file.path] = result
+                if time.monotonic() - last_save > SAVE_INTERVAL_SECONDS:
+                    self._save(record, landed)
+                    last_save = time.monotonic()
+        self.peak_buffer_bytes = budget.peak
+        if failures:
+            self._save(record, landed)
+            raise _combined_error(failures)
+        return all(file.path in landed for file in todo)
+
+    # --- the end -------------------------------------------------------------------------------------------
+
+    def _finish(
+        self,
+        record: OrderRecord,
+        base: str,
+        files: list[FileToLand],
+        landed: dict[str, LandedFile],
+        manifest_bytes: bytes,
+    ) -> None:
+        in_order = [landed[file.path] for file in files]
+        manifest_md5 = hashlib.md5(manifest_bytes, usedforsecurity=False).hexdigest()
+        manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
+        self._store.put_bytes(
+            f"{base}/{MANIFEST}",
+            manifest_bytes,
+            metadata={"md5": manifest_md5, "sha256": manifest_sha256},
+            content_type="application/json",
+            md5=manifest_md5,
+        )
         delivery_key = f"{base}/{DELIVERY}"
         self._store.put_json(
             delivery_key,
@@ -120,29 +376,29 @@ class LandingService:
                 "landed_on": utcnow().isoformat(),
                 "bucket": self._store.bucket,
                 "prefix": base,
-                "files": [item.model_dump() for item in landed.values()],
+                "verified": "size, md5 and sha256 of every file equal manifest.json's",
+                "files": [item.model_dump() for item in in_order],
             },
         )
         manifest_file = LandedFile(
             path=MANIFEST,
             key=f"{base}/{MANIFEST}",
             size=len(manifest_bytes),
-            md5=hashlib.md5(manifest_bytes).hexdigest(),  # noqa: S324 - a checksum
-            sha256=hashlib.sha256(manifest_bytes).hexdigest(),
+            md5=manifest_md5,
+            sha256=manifest_sha256,
             media_type="application/json",
         )
-        files = [manifest_file, *landed.values()]
         self._repo.update(
-            order_id,
+            record.order_id,
             {
-                "results": files,
-                "landed_bytes": sum(f.size for f in landed.values()),
+                "results": [manifest_file, *in_order],
+                "landed_bytes": sum(f.size for f in in_order),
                 "delivery_key": delivery_key,
                 "last_modified": utcnow(),
             },
         )
-        logger.info("results landed", extra={"files": len(landed)})
-        return LandingProgress(complete=True, landed_files=len(landed))
+        logger.info("results landed", extra={"files": len(in_order)})
+        metrics.add_metric(name="LandedFiles", unit="Count", value=len(in_order))
 
     def _save(self, record: OrderRecord, landed: dict[str, LandedFile]) -> None:
         self._repo.update(
@@ -155,122 +411,55 @@ class LandingService:
             only_in_phases=(Phase.DELIVERING,),
         )
 
-    def _already_landed(self, key: str, entry: ManifestFile) -> LandedFile | None:
-        meta = self._store.metadata(key)
-        if (
-            meta
-            and meta.get("md5") == entry.digests.md5
-            and meta.get("sha256") == entry.digests.sha256
-            and meta.get("content-length") == str(entry.size)
-        ):
-            return LandedFile(
-                path=entry.path,
-                key=key,
-                size=entry.size,
-                md5=entry.digests.md5,
-                sha256=entry.digests.sha256,
-                media_type=entry.media_type,
-            )
-        return None
-
-    def _land_file(
-        self, record: OrderRecord, link: ResultLink, path: str, entry: ManifestFile, key: str
-    ) -> LandedFile:
-        last_error: Exception | None = None
-        attempt, rate_limited = 0, 0
-        while attempt < ATTEMPTS_PER_FILE:
-            attempt += 1
+    def _fetch_manifest(self, links: LinkBook, name: str) -> bytes:
+        last_error: UpstreamError | None = None
+        for attempt in range(3):
+            location = links.location(name)
             try:
-                landed = self._stream_once(link, path, entry, key)
-            except UpstreamRateLimited as exc:
-                # Planet's download limit is per key; waiting out a short Retry-After beats failing the order.
-                last_error, rate_limited = exc, rate_limited + 1
-                if rate_limited <= RATE_LIMIT_WAITS_PER_FILE:
-                    attempt -= 1
-                    time.sleep(min(exc.retry_after or 1.0, MAX_RATE_LIMIT_WAIT))
+                with self._downloader.open(location) as stream:
+                    if (stream.content_length or 0) > MAX_MANIFEST_BYTES:
+                        raise ResultVerificationFailed("manifest.json is implausibly large")
+                    data = bytearray()
+                    for chunk in stream.chunks():
+                        data += chunk
+                        if len(data) > MAX_MANIFEST_BYTES:
+                            raise ResultVerificationFailed("manifest.json is implausibly large")
+                    if stream.content_length is not None and len(data) != stream.content_length:
+                        raise UpstreamUnavailable("download ended early")
+                    return bytes(data)
             except LinkExpired as exc:
                 last_error = exc
-                link = self._fresh_link(record, link)
-            except (ResultVerificationFailed, UpstreamUnavailable) as exc:
+                if attempt < 2:
+                    links.refresh(name, location)
+            except UpstreamUnavailable as exc:
                 last_error = exc
-                logger.warning(
-                    "landing attempt failed", extra={"path": path, "attempt": attempt, "error": str(exc)}
-                )
-                metrics.add_metric(name="LandingRetries", unit="Count", value=1)
-            else:
-                return landed
-        raise ResultVerificationFailed(
-            f"{path} could not be landed and verified after {ATTEMPTS_PER_FILE} attempts: {last_error}"
+                time.sleep(0.5 * (attempt + 1))
+            except UpstreamError as exc:  # refused, or a 4xx: not worth retrying
+                raise type(exc)(f"manifest.json: {exc}", status=exc.status) from exc
+        assert last_error is not None
+        raise type(last_error)(
+            f"manifest.json could not be downloaded after 3 attempts: {last_error}", status=last_error.status
+        ) from last_error
+
+
+def _parse_manifest(data: bytes) -> Manifest:
+    try:
+        return Manifest.model_validate_json(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()[:3]
         )
-
-    def _stream_once(self, link: ResultLink, path: str, entry: ManifestFile, key: str) -> LandedFile:
-        if not link.location:
-            raise ResultVerificationFailed(f"{path} has no download location")
-        md5, sha256, size = hashlib.md5(), hashlib.sha256(), 0  # noqa: S324 - md5 is Planet's checksum
-        writer = self._store.writer(
-            key,
-            size_hint=entry.size,
-            content_type=entry.media_type or "application/octet-stream",
-            metadata={"md5": entry.digests.md5, "sha256": entry.digests.sha256},
-        )
-        try:
-            with self._downloader.open(link.location) as stream:
-                for chunk in stream.chunks():
-                    md5.update(chunk)
-                    sha256.update(chunk)
-                    size += len(chunk)
-                    if size > (entry.size or 0):
-                        raise ResultVerificationFailed(f"{path}: more bytes than the manifest's {entry.size}")
-                    writer.write(chunk)
-            problems = _mismatches(entry, size, md5.hexdigest(), sha256.hexdigest())
-            if problems:
-                raise ResultVerificationFailed(f"{path}: {'; '.join(problems)}")
-            writer.complete()
-        except BaseException:
-            writer.abort()
-            raise
-        return LandedFile(
-            path=path,
-            key=key,
-            size=size,
-            md5=md5.hexdigest(),
-            sha256=sha256.hexdigest(),
-            media_type=entry.media_type,
-        )
-
-    def _fresh_link(self, record: OrderRecord, stale: ResultLink) -> ResultLink:
-        """Planet regenerates links on every GET of the order."""
-        assert record.upstream_order_id is not None
-        upstream = self._planet.get_order(record.upstream_order_id)
-        for link in upstream.links.results or []:
-            if link.name == stale.name:
-                return link
-        raise ResultVerificationFailed(f"{stale.name} is no longer listed by Planet")
-
-    def _fetch_small(self, link: ResultLink) -> bytes:
-        assert link.location is not None
-        data = bytearray()
-        with self._downloader.open(link.location) as stream:
-            for chunk in stream.chunks():
-                data += chunk
-                if len(data) > MAX_MANIFEST_BYTES:
-                    raise ResultVerificationFailed("manifest.json is implausibly large")
-        return bytes(data)
-
-    def _store_bytes(self, key: str, data: bytes) -> None:
-        writer = self._store.writer(key, size_hint=len(data), metadata={}, content_type="application/json")
-        writer.write(data)
-        writer.complete()
+        raise ResultVerificationFailed(f"manifest.json is not valid: {problems}") from exc
 
 
-def _mismatches(entry: ManifestFile, size: int, md5: str, sha256: str) -> list[str]:
-    if entry.size is None or not entry.digests.md5 or not entry.digests.sha256:
-        return ["manifest.json gives no size, md5 and sha256 for it, so it cannot be verified"]
-    problems = []
-    if size != entry.size:
-        problems.append(f"size {size} != manifest {entry.size}")
-    if md5 != entry.digests.md5:
-        problems.append(f"md5 {md5} != manifest {entry.digests.md5}")
-    if sha256 != entry.digests.sha256:
-        problems.append(f"sha256 {sha256} != manifest {entry.digests.sha256}")
-    return problems
+def _file_to_land(base: str, path: str, entry: ManifestFile, link_name: str) -> FileToLand:
+    assert entry.size is not None and entry.digests.md5 and entry.digests.sha256
+    return FileToLand(
+        path=path,
+        key=f"{base}/{path}",
+        size=entry.size,
+        md5=entry.digests.md5,
+        sha256=entry.digests.sha256,
+        media_type=entry.media_type,
+        link_name=link_name,
+    )

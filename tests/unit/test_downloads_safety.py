@@ -1,0 +1,287 @@
+"""Which URLs and addresses result downloads may reach (``order_core.adapters.downloads``). No sockets:
+redirects are answered by ``responses`` and name resolution by a stand-in resolver."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+from typing import Any
+
+import pytest
+import requests
+import responses
+from order_core.adapters import downloads
+from order_core.adapters.downloads import (
+    DownloadPolicy,
+    HostAllowList,
+    RequestLimiter,
+    ResultDownloader,
+    address_refusal,
+    guarded_session,
+)
+from order_core.errors import (
+    DownloadRefused,
+    LinkExpired,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamUnavailable,
+)
+
+PLANET = "https://api.planet.com/compute/ops/download/?token=abc"
+STORAGE = "https://storage.googleapis.com/bucket/file.tif?sig=1"
+ALLOWED = ("api.planet.com", "storage.googleapis.com")
+
+
+def downloader(*, local: bool = False, hosts: tuple[str, ...] = ALLOWED) -> ResultDownloader:
+    return ResultDownloader(hosts, allow_http=local, per_second=0)
+
+
+# --- addresses --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("169.254.169.254", "link-local"),  # EC2/ECS metadata
+        ("169.254.170.2", "link-local"),  # ECS/Lambda container credentials
+        ("fe80::1", "link-local"),
+        ("10.0.0.7", "private"),
+        ("172.16.3.4", "private"),
+        ("192.168.1.1", "private"),
+        ("fd00::1", "private"),
+        ("100.64.0.1", "private"),  # carrier-grade NAT, shared
+        ("0.0.0.0", "reserved"),  # noqa: S104 - an address under test, nothing binds to it
+        ("240.0.0.1", "reserved"),
+        ("224.0.0.1", "multicast"),
+        ("::ffff:169.254.169.254", "embeds 169.254.169.254"),  # IPv4-mapped
+        ("::ffff:10.0.0.1", "embeds 10.0.0.1"),
+        ("2002:a9fe:a9fe::1", "embeds 169.254.169.254"),  # 6to4
+        ("64:ff9b::a9fe:a9fe", "embeds 169.254.169.254"),  # NAT64
+    ],
+)
+def test_address_outside_the_public_internet_is_refused_in_every_mode(address: str, why: str) -> None:
+    for local in (False, True):
+        reason = address_refusal(address, allow_loopback=local)
+        assert reason is not None and why in reason
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.8.8.8", "::1", "::ffff:127.0.0.1"])
+def test_loopback_is_refused_outside_local_mode_and_allowed_in_it(address: str) -> None:
+    assert "loopback" in (address_refusal(address, allow_loopback=False) or "")
+    assert address_refusal(address, allow_loopback=True) is None
+
+
+@pytest.mark.parametrize("address", ["142.250.74.123", "2607:f8b0:4004:c1b::80"])
+def test_public_address_is_allowed(address: str) -> None:
+    assert address_refusal(address, allow_loopback=False) is None
+
+
+# --- URLs -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("file:///proc/self/environ", "scheme 'file'"),
+        ("ftp://api.planet.com/x", "scheme 'ftp'"),
+        ("gopher://api.planet.com/x", "scheme 'gopher'"),
+        ("http://api.planet.com/x", "scheme 'http': only https"),
+        ("https://user:secret@api.planet.com/x", "credentials"),
+        ("https://api.planet.com.evil.example/x", "not in the allowed hosts"),
+        ("https://evil.example/api.planet.com", "not in the allowed hosts"),
+        ("https://169.254.169.254/latest/meta-data/", "not in the allowed hosts"),
+        ("https:///no-host", "without a host"),
+        ("https://api.planet.com:99999/x", "malformed"),
+    ],
+)
+def test_url_is_refused(url: str, why: str) -> None:
+    with pytest.raises(DownloadRefused, match=why):
+        downloader().check_url(url)
+
+
+def test_allowed_host_that_is_a_link_local_address_is_still_refused() -> None:
+    with pytest.raises(DownloadRefused, match="link-local"):
+        downloader(hosts=("169.254.169.254",), local=True).check_url(
+            "http://169.254.169.254/latest/meta-data/"
+        )
+
+
+def test_allowed_loopback_host_is_refused_outside_local_mode_and_allowed_in_it() -> None:
+    with pytest.raises(DownloadRefused, match="loopback"):
+        downloader(hosts=("127.0.0.1",)).check_url("https://127.0.0.1:8001/x")
+    downloader(hosts=("127.0.0.1",), local=True).check_url("http://127.0.0.1:8001/x")
+
+
+def test_wildcard_entry_allows_subdomains_only() -> None:
+    allow = HostAllowList(["*.storage.example.com", "api.planet.com"])
+
+    assert allow.allows("eu.storage.example.com") and allow.allows("API.planet.com.")
+    assert not allow.allows("storage.example.com")
+    assert not allow.allows("evilstorage.example.com")
+
+
+# --- redirects --------------------------------------------------------------------------------------------
+
+
+@responses.activate
+def test_redirect_to_an_allowed_storage_host_is_followed_and_reported() -> None:
+    responses.get(PLANET, status=302, headers={"Location": STORAGE})
+    responses.get(STORAGE, body=b"bytes", headers={"Content-Length": "5"})
+
+    with downloader().open(PLANET) as stream:
+        assert stream.url == STORAGE
+        assert bytes(stream.chunks().__next__()) == b"bytes"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://127.0.0.1/x",
+        "http://localhost:9000/x",
+        "file:///proc/self/environ",
+    ],
+)
+@responses.activate
+def test_redirect_off_the_allow_list_is_refused_before_it_is_requested(target: str) -> None:
+    responses.get(PLANET, status=302, headers={"Location": target})
+
+    with pytest.raises(DownloadRefused, match="refusing"), downloader().open(PLANET):
+        pass
+    assert [call.request.url for call in responses.calls] == [PLANET]
+
+
+@responses.activate
+def test_redirect_to_127_0_0_1_is_refused_in_local_mode_unless_that_host_is_allowed() -> None:
+    local = "http://localhost:8001/compute/ops/download/?token=t"
+    responses.get(local, status=302, headers={"Location": "http://127.0.0.1:8001/storage/x"})
+
+    refusal = pytest.raises(DownloadRefused, match=r"'127\.0\.0\.1': not in the allowed hosts")
+    with refusal, downloader(local=True, hosts=("localhost",)).open(local):
+        pass
+
+
+@responses.activate
+def test_more_than_three_redirects_are_refused() -> None:
+    hops = [f"https://api.planet.com/hop/{i}" for i in range(5)]
+    for here, there in itertools.pairwise(hops):
+        responses.get(here, status=302, headers={"Location": there})
+    responses.get(hops[-1], body=b"x")
+
+    with pytest.raises(DownloadRefused, match="more than 3 redirects"), downloader().open(hops[0]):
+        pass
+
+
+@responses.activate
+def test_three_redirects_are_followed() -> None:
+    hops = [f"https://api.planet.com/hop/{i}" for i in range(4)]
+    for here, there in itertools.pairwise(hops):
+        responses.get(here, status=302, headers={"Location": there.replace("https://api.planet.com", "")})
+    responses.get(hops[-1], body=b"x")
+
+    with downloader().open(hops[0]) as stream:
+        assert stream.url == hops[-1]
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (401, LinkExpired),
+        (403, LinkExpired),
+        (410, LinkExpired),
+        (429, UpstreamRateLimited),
+        (503, UpstreamUnavailable),
+        (404, UpstreamError),
+    ],
+)
+@responses.activate
+def test_refused_download_is_mapped_to_the_error_landing_acts_on(status: int, error: type[Exception]) -> None:
+    responses.get(STORAGE, status=status, headers={"Retry-After": "4"})
+
+    with pytest.raises(error) as raised, downloader().open(STORAGE):
+        pass
+    if isinstance(raised.value, UpstreamRateLimited):
+        assert raised.value.retry_after == 4
+
+
+@responses.activate
+def test_range_requests_ask_for_the_exact_bytes_and_plain_encoding() -> None:
+    responses.get(STORAGE, status=206, body=b"0123", headers={"Content-Range": "bytes 10-13/100"})
+
+    with downloader().open(STORAGE, byte_range=(10, 13), paced=False) as stream:
+        assert stream.content_range == (10, 13, 100)
+    sent = responses.calls[0].request.headers
+    assert sent["Range"] == "bytes=10-13" and sent["Accept-Encoding"] == "identity"
+
+
+# --- connections: resolve, check every address, connect to a checked one ----------------------------------
+
+
+def fake_resolver(*addresses: str) -> Any:
+    def resolve(host: str, port: int, *_args: Any) -> list[tuple[Any, ...]]:
+        family = socket.AF_INET6 if ":" in addresses[0] else socket.AF_INET
+        return [(family, socket.SOCK_STREAM, 6, "", (address, port)) for address in addresses]
+
+    return resolve
+
+
+@pytest.mark.parametrize("resolved", [("127.0.0.1",), ("169.254.169.254",), ("142.250.74.123", "10.0.0.8")])
+def test_allowed_name_resolving_to_a_refused_address_is_never_connected_to(
+    resolved: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connected: list[Any] = []
+    monkeypatch.setattr(downloads, "create_connection", lambda *a, **k: connected.append(a))
+    session = guarded_session(DownloadPolicy(HostAllowList(ALLOWED)), resolver=fake_resolver(*resolved))
+
+    with pytest.raises(DownloadRefused, match=r"refusing to connect to 'storage\.googleapis\.com'"):
+        session.get(STORAGE, timeout=1)
+    assert connected == []
+
+
+def test_connection_goes_to_the_address_that_was_checked_not_to_a_second_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answers = iter([["142.250.74.123"], ["127.0.0.1"]])  # a rebinding DNS: public first, loopback next
+    connected: list[Any] = []
+
+    def resolve(host: str, port: int, *_args: Any) -> list[tuple[Any, ...]]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in next(answers)]
+
+    def connect(address: tuple[str, int], *_args: Any, **_kwargs: Any) -> Any:
+        connected.append(address)
+        raise OSError("stop here: no sockets in unit tests")
+
+    monkeypatch.setattr(downloads, "create_connection", connect)
+    session = guarded_session(DownloadPolicy(HostAllowList(ALLOWED)), resolver=resolve)
+
+    with pytest.raises(requests.ConnectionError):
+        session.get(STORAGE, timeout=1)
+    assert connected == [("142.250.74.123", 443)]
+
+
+def test_session_ignores_proxies_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://10.0.0.1:3128")
+
+    assert guarded_session(DownloadPolicy(HostAllowList(ALLOWED))).trust_env is False
+
+
+# --- pacing -----------------------------------------------------------------------------------------------
+
+
+def test_limiter_lets_five_requests_start_per_window_then_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(downloads.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(downloads.time, "sleep", sleep)
+    limiter = RequestLimiter(5)
+
+    for _ in range(6):
+        limiter.wait()
+
+    assert len(slept) == 1 and slept[0] == pytest.approx(downloads.RATE_WINDOW_SECONDS)

@@ -1,0 +1,342 @@
+"""Landing an order (``order_core.services.landing``): which files, where they go, what is skipped, when it
+stops and resumes, what fails the order. Planet, its storage and the bucket are in-memory fakes."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from landing_fakes import (
+    Bucket,
+    FakeDownloader,
+    FakePlanetFiles,
+    FakeStore,
+    Fault,
+    content,
+    digests,
+)
+from order_core.errors import ResultVerificationFailed
+from order_core.models.order import LandedFile, OrderRecord, Phase, utcnow
+from order_core.models.planet import OrderState, PlanetOrder
+from order_core.services import landing as landing_module
+from order_core.services import transfer as transfer_module
+from order_core.services.landing import LandingService, LandingTuning, safe_relative_path
+from order_core.services.transfer import TransferLimits
+
+UPSTREAM = "5ece1dc0-ea81-4ea1-a6cf-1b1b1f0c2a19"
+ORDER = "0b1f62c2-9a55-4e4a-8a54-0c7d9a0e4a11"
+BASE = f"orders/acme/{ORDER}"
+KIB = 1024
+
+
+@pytest.fixture(autouse=True)
+def no_sleeping(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transfer_module.time, "sleep", lambda _s: None)
+    monkeypatch.setattr(landing_module.time, "sleep", lambda _s: None)
+
+
+def manifest_for(files: dict[str, bytes], **overrides: Any) -> bytes:
+    entries = []
+    for path, data in files.items():
+        md5, sha256 = digests(data)
+        entries.append(
+            {
+                "path": path,
+                "media_type": "image/tiff",
+                "size": len(data),
+                "digests": {"md5": md5, "sha256": sha256},
+            }
+        )
+    return json.dumps({"name": "", "files": entries, **overrides}).encode()
+
+
+class FakeRepo:
+    def __init__(self, record: OrderRecord) -> None:
+        self.record = record
+        self.updates: list[dict[str, Any]] = []
+
+    def get(self, order_id: str) -> OrderRecord | None:
+        return self.record if order_id == self.record.order_id else None
+
+    def update(self, order_id: str, changes: dict[str, Any], **_conditions: Any) -> OrderRecord:
+        self.updates.append(changes)
+        self.record = self.record.model_copy(update=changes)
+        return self.record
+
+
+class FakePlanetApi:
+    """GET order: the links of every result, fresh on every call (as Planet re-signs them)."""
+
+    def __init__(
+        self, files: FakePlanetFiles, *, failed: tuple[str, ...] = (), expired: bool = False
+    ) -> None:
+        self.files, self.failed, self.expired = files, failed, expired
+        self.gets = 0
+        self.names: dict[str, str] = {}  # result name -> path; tests may rename a result
+
+    def get_order(self, order_id: str) -> PlanetOrder:
+        self.gets += 1
+        expires = utcnow() + (timedelta(hours=-1) if self.expired and self.gets == 1 else timedelta(hours=1))
+        results = []
+        for path in self.files.files:
+            name = next((n for n, p in self.names.items() if p == path), f"{UPSTREAM}/{path}")
+            if path in self.failed:
+                results.append({"name": name, "delivery": "failed"})
+                continue
+            if self.gets > 1:
+                self.files.link_version[path] = self.gets  # a new GET signs new links
+            results.append(
+                {
+                    "name": name,
+                    "delivery": "success",
+                    "expires_at": expires.isoformat(),
+                    "location": self.files.link(path),
+                }
+            )
+        return PlanetOrder.model_validate(
+            {"id": order_id, "state": "success", "_links": {"results": results}}
+        )
+
+
+class Rig:
+    def __init__(
+        self,
+        files: dict[str, bytes],
+        *,
+        manifest: bytes | None = None,
+        failed: tuple[str, ...] = (),
+        **kwargs: Any,
+    ) -> None:
+        delivered = {p: d for p, d in files.items() if p not in failed}
+        self.planet_files = FakePlanetFiles({"manifest.json": manifest or manifest_for(delivered), **files})
+        self.api = FakePlanetApi(self.planet_files, failed=failed, expired=kwargs.pop("expired", False))
+        self.bucket = Bucket()
+        self.repo = FakeRepo(
+            OrderRecord(
+                order_id=ORDER,
+                tenant="acme",
+                name="an order",
+                request={"name": "an order"},
+                state=OrderState.running,
+                phase=Phase.DELIVERING,
+                upstream_order_id=UPSTREAM,
+                upstream_state=kwargs.pop("upstream_state", "success"),
+            )
+        )
+        self.tuning = LandingTuning(
+            transfer=TransferLimits(part_bytes=64 * KIB, min_part_bytes=1, checkpoint_seconds=0), **kwargs
+        )
+
+    def service(self) -> LandingService:
+        self.store = FakeStore(self.bucket)
+        return LandingService(
+            self.repo,  # type: ignore[arg-type]
+            self.api,  # type: ignore[arg-type]
+            FakeDownloader(self.planet_files),  # type: ignore[arg-type]
+            self.store,  # type: ignore[arg-type]
+            "orders",
+            self.tuning,
+        )
+
+    def land(self, seconds_left: Any = lambda: 600.0) -> Any:
+        return self.service().land(ORDER, seconds_left)
+
+    def landed_paths(self) -> set[str]:
+        return {k.removeprefix(BASE + "/") for k in self.bucket.bodies if k.startswith(BASE + "/")}
+
+    def fetches(self, path: str) -> int:
+        return sum(1 for r in self.planet_files.requests if r.path == path)
+
+
+def some_files(count: int = 5, size: int = 40 * KIB) -> dict[str, bytes]:
+    return {f"PSScene/item_{i}_3B_AnalyticMS.tif": content(size, seed=i) for i in range(count)}
+
+
+# --- what lands, and where --------------------------------------------------------------------------------
+
+
+def test_order_lands_every_file_verified_with_manifest_and_delivery_json_next_to_them() -> None:
+    files = {**some_files(3), "PSScene/big_3B_udm2.tif": content(300 * KIB, seed=99)}
+    rig = Rig(files)
+
+    progress = rig.land()
+
+    assert (progress.complete, progress.landed_files) == (True, 4)
+    assert rig.landed_paths() == {*files, "manifest.json", "delivery.json"}
+    for path, data in files.items():
+        assert rig.bucket.bodies[f"{BASE}/{path}"] == data
+    delivery = json.loads(rig.bucket.bodies[f"{BASE}/delivery.json"])
+    assert {(f["path"], f["md5"], f["sha256"]) for f in delivery["files"]} == {
+        (path, *digests(data)) for path, data in files.items()
+    }
+    assert rig.repo.record.delivery_key == f"{BASE}/delivery.json"
+    assert rig.repo.record.landed_bytes == sum(len(d) for d in files.values())
+
+
+def test_partial_order_lands_only_the_delivered_items() -> None:
+    files = some_files(4)
+    failed = ("PSScene/item_1_3B_AnalyticMS.tif", "PSScene/item_3_3B_AnalyticMS.tif")
+    rig = Rig(files, failed=failed, upstream_state="partial")
+
+    progress = rig.land()
+
+    assert (progress.complete, progress.landed_files) == (True, 2)
+    assert rig.landed_paths() == {
+        "PSScene/item_0_3B_AnalyticMS.tif",
+        "PSScene/item_2_3B_AnalyticMS.tif",
+        "manifest.json",
+        "delivery.json",
+    }
+    assert all(rig.fetches(path) == 0 for path in failed)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        f"{UPSTREAM}/../../other-tenant/x.tif",
+        f"{UPSTREAM}/PSScene/../../../x.tif",
+        f"{UPSTREAM}/./x.tif",
+        f"{UPSTREAM}/PSScene//x.tif",
+        f"{UPSTREAM}/PSScene\\..\\..\\x.tif",
+        f"{UPSTREAM}/x\x00.tif",
+        f"{UPSTREAM}/",
+        f"{UPSTREAM}/{'a' * 1000}.tif",
+    ],
+)
+def test_result_whose_path_would_leave_the_order_folder_fails_the_order_before_anything_lands(
+    name: str,
+) -> None:
+    rig = Rig(some_files(2))
+    rig.api.names[name] = "PSScene/item_1_3B_AnalyticMS.tif"
+
+    with pytest.raises(ResultVerificationFailed, match="would not stay inside the order's folder"):
+        rig.land()
+
+    assert rig.landed_paths() == set()
+
+
+def test_nested_result_path_is_kept_as_is() -> None:
+    assert safe_relative_path(f"{UPSTREAM}/PSScene/2022/item.tif") == "PSScene/2022/item.tif"
+
+
+def test_manifest_listing_a_path_outside_the_order_fails_with_a_clear_hint() -> None:
+    files = some_files(1)
+    manifest = json.loads(manifest_for(files))
+    manifest["files"][0]["path"] = "../../etc/passwd"
+    rig = Rig(files, manifest=json.dumps(manifest).encode())
+
+    with pytest.raises(ResultVerificationFailed, match=r"manifest.json is not valid: files\.0\.path"):
+        rig.land()
+
+
+def test_result_missing_from_the_manifest_fails_naming_it() -> None:
+    files = some_files(2)
+    rig = Rig(files, manifest=manifest_for({k: v for k, v in files.items() if "item_0" in k}))
+
+    with pytest.raises(
+        ResultVerificationFailed, match=r"item_1_3B_AnalyticMS\.tif is not listed in manifest\.json"
+    ):
+        rig.land()
+
+
+def test_manifest_file_without_a_download_link_fails_naming_it() -> None:
+    files = some_files(2)
+    rig = Rig(files, manifest=manifest_for({**files, "PSScene/ghost.tif": b"boo"}))
+
+    with pytest.raises(
+        ResultVerificationFailed, match=r"Planet gave no download link for: PSScene/ghost\.tif"
+    ):
+        rig.land()
+
+
+def test_file_that_never_verifies_fails_the_order_naming_it_and_it_never_lands() -> None:
+    files = some_files(4)
+    rig = Rig(files)
+    bad = "PSScene/item_2_3B_AnalyticMS.tif"
+    rig.planet_files.faults.append(Fault("corrupt", bad, times=100))
+
+    with pytest.raises(ResultVerificationFailed, match=r"item_2_3B_AnalyticMS\.tif could not be landed.*md5"):
+        rig.land()
+
+    assert bad not in rig.landed_paths()
+    assert "delivery.json" not in rig.landed_paths()
+
+
+def test_order_not_finished_upstream_has_nothing_to_land() -> None:
+    rig = Rig(some_files(1), upstream_state="running")
+
+    assert rig.land().complete is True
+    assert rig.api.gets == 0
+
+
+# --- resume -----------------------------------------------------------------------------------------------
+
+
+def test_time_running_out_returns_incomplete_and_the_next_call_lands_only_the_rest() -> None:
+    files = some_files(8)
+    rig = Rig(files, file_workers=1)
+    calls = iter(range(1000))
+
+    first = rig.land(seconds_left=lambda: 60.0 if next(calls) < 3 else 0.0)
+
+    assert first.complete is False
+    assert 0 < first.landed_files < 8
+    assert "delivery.json" not in rig.landed_paths()
+    landed_first = {r.path for r in rig.repo.record.results}
+    assert len(landed_first) == first.landed_files
+
+    second = rig.land()
+
+    assert (second.complete, second.landed_files) == (True, 8)
+    assert all(rig.fetches(path) == 1 for path in files)  # nothing was downloaded twice
+
+
+def test_files_already_in_the_bucket_with_matching_digests_are_skipped_even_if_the_record_forgot_them() -> (
+    None
+):
+    files = some_files(3)
+    rig = Rig(files)
+    rig.land()
+    rig.repo.record = rig.repo.record.model_copy(update={"results": []})  # e.g. a lost save after a kill
+
+    rig.land()
+
+    assert all(rig.fetches(path) == 1 for path in files)
+
+
+def test_object_whose_metadata_does_not_match_the_manifest_is_landed_again() -> None:
+    files = some_files(2)
+    rig = Rig(files)
+    path = "PSScene/item_0_3B_AnalyticMS.tif"
+    rig.service()
+    rig.store.put_bytes(
+        f"{BASE}/{path}", files[path], metadata={"md5": "0" * 32, "sha256": "0" * 64}, content_type="x"
+    )
+
+    rig.land()
+
+    assert rig.fetches(path) == 1
+    assert rig.bucket.objects[f"{BASE}/{path}"].metadata["md5"] == digests(files[path])[0]
+
+
+def test_expired_links_are_refreshed_with_one_get_of_the_order_for_all_files() -> None:
+    files = some_files(6)
+    rig = Rig(files, expired=True)
+
+    rig.land()
+
+    assert rig.landed_paths() >= set(files)
+    assert rig.api.gets == 2  # the first GET (expired links), then one refresh shared by every file
+
+
+def test_record_keeps_landed_files_with_their_digests() -> None:
+    files = some_files(2)
+    rig = Rig(files)
+
+    rig.land()
+
+    results = {r.path: r for r in rig.repo.record.results}
+    assert set(results) == {*files, "manifest.json"}
+    assert all(isinstance(r, LandedFile) and len(r.sha256) == 64 for r in results.values())
