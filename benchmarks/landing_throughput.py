@@ -17,8 +17,11 @@ MB/s of 10^6 bytes), and how many times faster ours was.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
 import statistics
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -151,8 +154,40 @@ def render(
                 f"- {order.label}: at least 2x faster than the plain loop and `planet orders download`: "
                 f"**{'met' if met else 'NOT met'}** ({plain / ours:.2f}x and {cli / ours:.2f}x)."
             )
-    lines += ["", "Targets:", "", *verdicts, "", *NOTES]
+    lines += ["", "Targets:", "", *verdicts, "", "Where the time goes (medians of the same runs):", ""]
+    lines += [bound(order, by_contender) for order, by_contender in results]
+    lines += ["", *NOTES]
     return "\n".join(lines)
+
+
+def hashing_ns_per_byte() -> float:
+    """CPU cost of md5 + sha256 per byte on this machine (what verifying costs, whoever does it)."""
+    data = bytes(64 * MIB)
+    started = time.thread_time()
+    hashlib.md5(data, usedforsecurity=False).digest()
+    hashlib.sha256(data).digest()
+    return (time.thread_time() - started) / len(data) * 1e9
+
+
+def bound(order: BenchOrder, by_contender: dict[str, list[Run]]) -> str:
+    """The CPU accounting of one order: what ours, the servers and the plain loop used."""
+
+    def median(name: str, field: str) -> float:
+        runs = next(rs for contender, rs in by_contender.items() if name in contender)
+        return float(statistics.median(getattr(r, field) for r in runs))
+
+    own, s3, fake = (median("ours", f) for f in ("cpu_seconds", "s3_cpu_seconds", "planet_cpu_seconds"))
+    hashing = HASH_NS_PER_BYTE * order.bytes / 1e9
+    plain, plain_s3 = median("loop", "cpu_seconds"), median("loop", "s3_cpu_seconds")
+    return (
+        f"- {order.label}: CPU seconds used by ours {own:.1f} (md5 + sha256 of every byte: {hashing:.1f},"
+        f" at {HASH_NS_PER_BYTE:.2f} ns/B here), its S3 endpoint {s3:.1f}, the fake Planet {fake:.1f}:"
+        f" {own + s3 + fake:.1f} on {os.cpu_count()} cores. The plain loop {plain:.1f}, its S3 endpoint"
+        f" {plain_s3:.1f}."
+    )
+
+
+HASH_NS_PER_BYTE = hashing_ns_per_byte()
 
 
 NOTES = [

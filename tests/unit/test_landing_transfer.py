@@ -340,7 +340,7 @@ def test_stopped_mid_file_keeps_a_checkpoint_and_the_next_invocation_fetches_onl
 
 def test_killed_mid_file_loses_at_most_the_parts_in_flight() -> None:
     data = content(16 * PART)
-    rig = Rig({PATH: data}).fresh(kill_after_parts=9, part_seconds=0.01)
+    rig = Rig({PATH: data}).fresh(kill_after_parts=9, part_seconds=0.02)
 
     with pytest.raises(Killed):
         rig.land(file_for(data))
