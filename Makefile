@@ -10,7 +10,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 
 
 .PHONY: help venv up demo test unit integration statemachine e2e fake-tests lint format typecheck validate clean
-.PHONY: openapi fuzz bench-cold-start
+.PHONY: openapi fuzz bench-cold-start bench-landing bench-landing-memory
 
 help:
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -79,3 +79,9 @@ validate: $(SAM_VENV)/.installed $(ASL_VALIDATOR) ## sam validate --lint (own ve
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .tools .aws-sam .pytest_cache .mypy_cache .ruff_cache .local-stack
+
+bench-landing: venv ## land 1 x 2 GiB and 200 x 10 MiB: ours vs a plain loop vs planet orders download (~7 min)
+	$(PY) benchmarks/landing_throughput.py
+
+bench-landing-memory: venv ## peak RSS of the final function landing 256 MiB vs 4 GiB (~1.5 min)
+	$(PY) benchmarks/landing_memory.py
