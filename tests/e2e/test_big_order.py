@@ -7,11 +7,6 @@ downloads per second, 2,000 files take 400 s however they are landed; the shared
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,69 +14,25 @@ from typing import Any
 
 import pytest
 import requests
-from gateway_local.readiness import RunningStack, not_answering, read_outputs
+from gateway_local.readiness import RunningStack
+from stack_process import running_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 ITEMS = 500
 TERMINAL = {"success", "partial", "failed", "cancelled"}
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 @pytest.fixture(scope="module")
 def big_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    state_dir = tmp_path_factory.mktemp("big-order-stack")
-    log_path = state_dir / "stack.log"
-    api_port, aws_port, planet_port = _free_ports(3)
-    env = {
-        **os.environ,
-        "API_PORT": str(api_port),
-        "AWS_PORT": str(aws_port),
-        "PLANET_PORT": str(planet_port),
-        "LOCAL_STACK_STATE_DIR": str(state_dir),
-        "FAKE_PLANET_QUEUED_SECONDS": "0.5",
-        "FAKE_PLANET_RUNNING_SECONDS": "1",
-        "FAKE_PLANET_FILE_SIZE": "2048",
-        "FAKE_PLANET_RATE_LIMITS": "false",
-        "DOWNLOAD_REQUESTS_PER_SECOND": "0",
-        "LOCAL_QUEUE_VISIBILITY_TIMEOUT": "2",
-        "LOCAL_LOG_LEVEL": "WARNING",
-        "TZ": "UTC",
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway_local", "up"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            outputs = read_outputs(state_dir)
-            if outputs is not None and not not_answering(outputs):
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"local stack did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
-            time.sleep(0.2)
-        yield RunningStack(outputs, state_dir, log_path)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with running_stack(
+        tmp_path_factory.mktemp("big-order-stack"),
+        FAKE_PLANET_QUEUED_SECONDS="0.5",
+        FAKE_PLANET_FILE_SIZE="2048",
+        FAKE_PLANET_RATE_LIMITS="false",
+        DOWNLOAD_REQUESTS_PER_SECOND="0",
+        LOCAL_LOG_LEVEL="WARNING",
+    ) as stack:
+        yield stack
 
 
 def completion_events(stack: RunningStack, timeout: float = 30) -> list[dict[str, Any]]:
