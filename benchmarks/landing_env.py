@@ -332,21 +332,31 @@ def run_finalize(servers: Servers, order: BenchOrder, log: Path) -> Run:
     )
 
 
-def run_plain_loop(servers: Servers, order: BenchOrder, log: Path) -> Run:
+PLAIN_LOOP = "requests -> upload_fileobj loop"
+CHECKED_LOOP = "the same loop + md5/sha256 check"
+
+
+def run_plain_loop(servers: Servers, order: BenchOrder, log: Path, *, verify: bool = False) -> Run:
     prefix = f"plain/{uuid.uuid4()}/"
     env = {**base_env(), "AWS_ENDPOINT_URL": servers.aws_endpoint}
-    args = [PYTHON, str(BENCH / "_plain_loop_child.py"), servers.planet_api, PLANET_KEY, order.upstream_id]
+    args = [PYTHON, str(BENCH / "_plain_loop_child.py"), *(["--verify"] if verify else [])]
+    args += [servers.planet_api, PLANET_KEY, order.upstream_id]
     seconds, cpu, child = _run_child(servers, [*args, servers.bucket, prefix], env, log)
     check_landed(servers, prefix, order)
     return Run(
-        "requests -> upload_fileobj loop",
+        CHECKED_LOOP if verify else PLAIN_LOOP,
         seconds,
         child["peak_rss_mb"],
-        "nothing",
+        "size + md5 + sha256, after upload" if verify else "nothing",
         cpu_seconds=cpu["self"],
         s3_cpu_seconds=cpu["s3"],
         planet_cpu_seconds=cpu["planet"],
     )
+
+
+def run_checked_loop(servers: Servers, order: BenchOrder, log: Path) -> Run:
+    """The plain loop as a careful user would write it: hashing in the stream, compared afterwards."""
+    return run_plain_loop(servers, order, log, verify=True)
 
 
 def run_planet_cli(servers: Servers, order: BenchOrder, log: Path) -> Run:

@@ -26,7 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from landing_env import (
+    CHECKED_LOOP,
     MIB,
+    PLAIN_LOOP,
     BenchOrder,
     Run,
     Servers,
@@ -36,6 +38,7 @@ from landing_env import (
     machine,
     mb_per_s,
     now,
+    run_checked_loop,
     run_finalize,
     run_plain_loop,
     run_planet_cli,
@@ -50,7 +53,7 @@ COMMAND = ".venv/bin/python benchmarks/landing_throughput.py"
 MOTO_IN_MEMORY_BYTES = 3 * 1024**3
 
 Contender = Callable[[Servers, BenchOrder, Path], Run]
-CONTENDERS: list[Contender] = [run_finalize, run_plain_loop, run_planet_cli]
+CONTENDERS: list[Contender] = [run_finalize, run_plain_loop, run_checked_loop, run_planet_cli]
 
 
 def main() -> None:
@@ -82,7 +85,8 @@ def main() -> None:
             order = basemaps_order(servers, label, count, mib * MIB)
             runs: dict[str, list[Run]] = {}
             for round_ in range(args.runs):
-                rotated = CONTENDERS[round_ % 3 :] + CONTENDERS[: round_ % 3]
+                turn = round_ % len(CONTENDERS)
+                rotated = CONTENDERS[turn:] + CONTENDERS[:turn]
                 for contender in rotated:
                     run = contender(servers, order, log)
                     runs.setdefault(run.contender, []).append(run)
@@ -140,19 +144,21 @@ def render(
                 "-" if name == ours_name else f"{seconds / ours:.2f}x",
             ]
             lines.append("| " + " | ".join(cells) + " |")
-        plain = next(s for n, s in medians.items() if "loop" in n)
+        plain, checked = medians[PLAIN_LOOP], medians[CHECKED_LOOP]
         cli = next(s for n, s in medians.items() if "planet" in n)
         if order.files <= 2:
             met = ours <= plain
             verdicts.append(
                 f"- {order.label}: at least as fast as the plain loop while verifying both digests: "
-                f"**{'met' if met else 'NOT met'}** ({plain / ours:.2f}x)."
+                f"**{'met' if met else 'NOT met'}** ({plain / ours:.2f}x; {checked / ours:.2f}x the same loop"
+                " checking md5 and sha256 as ours does)."
             )
         else:
             met = ours * 2 <= plain and ours * 2 <= cli
             verdicts.append(
                 f"- {order.label}: at least 2x faster than the plain loop and `planet orders download`: "
-                f"**{'met' if met else 'NOT met'}** ({plain / ours:.2f}x and {cli / ours:.2f}x)."
+                f"**{'met' if met else 'NOT met'}** ({plain / ours:.2f}x and {cli / ours:.2f}x;"
+                f" {checked / ours:.2f}x the loop checking md5 and sha256 as ours does)."
             )
     lines += ["", "Targets:", "", *verdicts, "", "Where the time goes (medians of the same runs):", ""]
     lines += [bound(order, by_contender) for order, by_contender in results]
@@ -178,7 +184,7 @@ def bound(order: BenchOrder, by_contender: dict[str, list[Run]]) -> str:
 
     own, s3, fake = (median("ours", f) for f in ("cpu_seconds", "s3_cpu_seconds", "planet_cpu_seconds"))
     hashing = HASH_NS_PER_BYTE * order.bytes / 1e9
-    plain, plain_s3 = median("loop", "cpu_seconds"), median("loop", "s3_cpu_seconds")
+    plain, plain_s3 = median(PLAIN_LOOP, "cpu_seconds"), median(PLAIN_LOOP, "s3_cpu_seconds")
     return (
         f"- {order.label}: CPU seconds used by ours {own:.1f} (md5 + sha256 of every byte: {hashing:.1f},"
         f" at {HASH_NS_PER_BYTE:.2f} ns/B here), its S3 endpoint {s3:.1f}, the fake Planet {fake:.1f}:"

@@ -285,3 +285,56 @@ def test_limiter_lets_five_requests_start_per_window_then_waits(monkeypatch: pyt
         limiter.wait()
 
     assert len(slept) == 1 and slept[0] == pytest.approx(downloads.RATE_WINDOW_SECONDS)
+
+
+# --- connection reuse -------------------------------------------------------------------------------------
+
+
+class _CountingServer:
+    """A plain HTTP/1.1 server on loopback that serves ``size`` bytes and notes which connection asked."""
+
+    def __init__(self, size: int) -> None:
+        import http.server
+        import threading
+
+        peers: list[tuple[str, int]] = []
+        body = b"x" * size
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                peers.append(self.client_address)
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.peers = peers
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/file"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def connections(self) -> int:
+        return len(set(self.peers))
+
+
+def test_whole_bodies_reuse_one_connection_and_a_partly_read_body_closes_its_own() -> None:
+    server = _CountingServer(64 * 1024)
+    loader = ResultDownloader(["127.0.0.1"], allow_http=True, per_second=0)
+    try:
+        for _ in range(4):
+            with loader.open(server.url) as stream:
+                assert stream.read_into(memoryview(bytearray(64 * 1024))) == 64 * 1024
+        assert (len(server.peers), server.connections()) == (4, 1)
+
+        with loader.open(server.url) as stream:  # read half, then give up: the rest is still on the wire
+            stream.read_into(memoryview(bytearray(32 * 1024)))
+        with loader.open(server.url) as stream:
+            assert stream.read_into(memoryview(bytearray(64 * 1024))) == 64 * 1024
+        assert (len(server.peers), server.connections()) == (6, 2)
+    finally:
+        server.server.shutdown()

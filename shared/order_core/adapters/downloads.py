@@ -266,6 +266,8 @@ class DownloadStream:
     response: requests.Response
     url: str
     chunk_bytes: int
+    #: Body bytes received straight into the caller's buffers (see ``read_into``).
+    received: int = 0
 
     @property
     def status(self) -> int:
@@ -321,6 +323,7 @@ class DownloadStream:
                 if not got:
                     break
                 filled += got
+                self.received += got
                 continue
             chunk = self._read(min(self.chunk_bytes, size - filled))
             if not chunk:
@@ -328,6 +331,12 @@ class DownloadStream:
             view[filled : filled + len(chunk)] = chunk
             filled += len(chunk)
         return filled
+
+    @property
+    def drained(self) -> bool:
+        """Whether the whole body (its announced Content-Length) has been received, so the connection is
+        free to carry the next request instead of being closed."""
+        return self.content_length is not None and self.received == self.content_length
 
     def has_more(self) -> bool:
         """Whether the body goes on (read at most one byte)."""
@@ -381,9 +390,14 @@ class ResultDownloader:
         if paced:
             self._limiter.wait()
         response, final_url = self._follow(url, headers)
+        stream = DownloadStream(response, final_url, self._chunk_bytes)
         try:
-            yield DownloadStream(response, final_url, self._chunk_bytes)
+            yield stream
         finally:
+            if stream.drained:
+                # Hand the connection back to the pool: the next file or range reuses it (in AWS that
+                # saves a TLS handshake per part). Anything less than the whole body closes it.
+                response.raw.release_conn()
             response.close()
 
     def _follow(self, url: str, headers: dict[str, str]) -> tuple[requests.Response, str]:
