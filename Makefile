@@ -80,7 +80,7 @@ validate: $(SAM_VENV)/.installed $(ASL_VALIDATOR) ## sam validate --lint (own ve
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .tools .aws-sam .pytest_cache .mypy_cache .ruff_cache .local-stack
 
-bench-landing: venv ## land 1 x 2 GiB and 200 x 10 MiB: ours vs a plain loop vs planet orders download (~7 min)
+bench-landing: venv ## land 1 x 2 GiB and 200 x 10 MiB: ours vs a plain loop (as is and verifying) vs planet orders download (~13 min)
 	$(PY) benchmarks/landing_throughput.py
 
 bench-landing-memory: venv ## peak RSS of the final function landing 256 MiB vs 4 GiB (~1.5 min)

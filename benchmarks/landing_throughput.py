@@ -60,7 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--runs", type=int, default=3, help="runs per contender and order (default 3)")
+    parser.add_argument("--runs", type=int, default=5, help="runs per contender and order (default 5)")
     parser.add_argument("--large-mib", type=int, default=2048, help="size of the one-file order (MiB)")
     parser.add_argument("--small-files", type=int, default=200, help="files in the many-file order")
     parser.add_argument("--small-mib", type=int, default=10, help="size of each of them (MiB)")
@@ -215,8 +215,16 @@ NOTES = [
     "  another, s3transfer defaults (8 MiB parts, 10 threads). Over plain HTTP (moto) botocore also signs",
     "  each part's payload with SHA-256, which it does not do over TLS in AWS; our client turns that off",
     "  explicitly (`payload_signing_enabled=False`, what happens in AWS anyway).",
+    "- The same loop + md5/sha256 check: what a careful user adds to it. The bytes are hashed as",
+    "  `upload_fileobj` reads them and compared with manifest.json after each upload; a file that differs",
+    "  is deleted again, but it was visible in S3 until then (ours completes nothing unverified).",
     "- `planet orders download` writes to local disk, one file after another, verifying nothing without",
     '  `--checksum`: a reference for "what users do today", not an S3 contender.',
+    "",
+    "Noise: every contender here is bound by CPU that the S3 endpoint (moto) shares with it, and moto's",
+    "CPU for the same 2 GiB upload varies by about a third from run to run (its multipart completion copies",
+    "the whole object several times, and this VM's page faults are expensive); compare the ratios of",
+    "several runs, not one figure.",
 ]
 
 
