@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import sys
@@ -47,6 +48,32 @@ def load_handler(function: str) -> ModuleType:
 
 def load_event(name: str) -> Any:
     return json.loads((EVENTS / name).read_text())
+
+
+def api_event(
+    method: str,
+    path: str,
+    *,
+    body: bytes | str | None = None,
+    query: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """An API Gateway proxy event for ApiFunction, from the sample in ``events/``; bytes bodies arrive
+    base64-encoded, as binary ones do."""
+    event = load_event("api_create_order.json")
+    event.update(
+        httpMethod=method,
+        path=path,
+        resource=path,
+        queryStringParameters=query,
+        multiValueQueryStringParameters={k: [v] for k, v in query.items()} if query else None,
+    )
+    if isinstance(body, bytes):
+        event.update(body=base64.b64encode(body).decode(), isBase64Encoded=True)
+    else:
+        event["body"] = body
+    event["headers"].update(headers or {})
+    return dict(event)
 
 
 # --- a whole stack under moto: resources from template.yaml, the real handlers, a fake Planet -----------

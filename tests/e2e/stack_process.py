@@ -87,3 +87,17 @@ def running_stack(state_dir: Path, **extra_env: str) -> Iterator[RunningStack]:
             process.wait()
         if process.returncode != 0:
             print(f"local stack exited with {process.returncode}:\n{log_path.read_text()[-6000:]}")
+
+
+def new_key(stack: Any, tenant: str) -> str:
+    """A fresh API key for ``tenant`` on a running local stack, made the way a user makes one."""
+    env = {**os.environ, "LOCAL_STACK_STATE_DIR": str(stack.state_dir)}
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway_local", "keys", "create", "--tenant", tenant],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip()

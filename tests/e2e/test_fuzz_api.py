@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,6 +34,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from stack_process import new_key
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -67,16 +66,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def fuzz_key(local_stack: Any) -> str:
-    env = {**os.environ, "LOCAL_STACK_STATE_DIR": str(local_stack.state_dir)}
-    done = subprocess.run(
-        [sys.executable, "-m", "gateway_local", "keys", "create", "--tenant", "fuzz"],
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=60,
-        check=True,
-    )
-    return done.stdout.strip()
+    return new_key(local_stack, "fuzz")
 
 
 @pytest.fixture(scope="module")

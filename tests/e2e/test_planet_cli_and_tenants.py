@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import requests
+from stack_process import new_key
 
 ROOT = Path(__file__).resolve().parents[2]
 PLANET = Path(sys.executable).with_name("planet")
@@ -28,19 +29,6 @@ def cli(stack: Any, key: str, *args: str, home: Path) -> subprocess.CompletedPro
         timeout=180,
         check=False,
     )
-
-
-def new_key(stack: Any, tenant: str) -> str:
-    env = {**os.environ, "LOCAL_STACK_STATE_DIR": str(stack.state_dir)}
-    done = subprocess.run(
-        [sys.executable, "-m", "gateway_local", "keys", "create", "--tenant", tenant],
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=60,
-        check=True,
-    )
-    return done.stdout.strip()
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,13 @@ every other status ``{"message": ...}``. Nothing invalid may reach the intake qu
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from harness import EVENTS, PLANET_KEY, ROOT, AwsStack, load_event
+from harness import EVENTS, PLANET_KEY, ROOT, AwsStack, api_event, load_event
 
 ORDERS = "/compute/ops/orders/v2"
 BULK_CANCEL = "/compute/ops/bulk/orders/v2/cancel"
@@ -58,20 +57,8 @@ def call(
     query: dict[str, str] | None = None,
     tenant: str | None = "default",
 ) -> tuple[int, Any]:
-    """One API Gateway proxy event through ApiFunction; bytes bodies arrive base64-encoded, as binary does."""
-    event = load_event("api_create_order.json")
-    event.update(
-        httpMethod=method,
-        path=path,
-        resource=path,
-        queryStringParameters=query,
-        multiValueQueryStringParameters={k: [v] for k, v in query.items()} if query else None,
-    )
-    if isinstance(body, bytes):
-        event.update(body=base64.b64encode(body).decode(), isBase64Encoded=True)
-    else:
-        event["body"] = body
-    event["headers"].update(headers or {})
+    """One API Gateway proxy event through ApiFunction, as ``tenant`` (None: no authorizer context)."""
+    event = api_event(method, path, body=body, query=query, headers=headers)
     event["requestContext"]["authorizer"] = {"tenant": tenant} if tenant else None
     response = stack.invoke("ApiFunction", event)
     return response["statusCode"], json.loads(response["body"])

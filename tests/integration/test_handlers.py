@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import pytest
 from harness import AwsStack, load_event
+from harness import api_event as harness_api_event
 
 
 def api_event(
@@ -20,16 +21,9 @@ def api_event(
     raw_body: str | None = None,
     query: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    event = load_event("api_create_order.json")
-    event.update(
-        httpMethod=method,
-        path=path,
-        resource=path,
-        queryStringParameters=query,
-        multiValueQueryStringParameters={k: [v] for k, v in query.items()} if query else None,
-    )
-    event["body"] = raw_body if raw_body is not None else (json.dumps(body) if body is not None else None)
-    return event
+    """An event whose body is ``body`` as JSON, or ``raw_body`` as it is."""
+    text = raw_body if raw_body is not None else (json.dumps(body) if body is not None else None)
+    return harness_api_event(method, path, body=text, query=query)
 
 
 def create_order(stack: AwsStack, body: dict[str, Any]) -> dict[str, Any]:
