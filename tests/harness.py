@@ -76,6 +76,22 @@ def api_event(
     return dict(event)
 
 
+def intake_event(stack: AwsStack) -> dict[str, Any]:
+    """Receive what is on the intake queue (up to 10 messages) and shape it as Lambda's SQS event, the way
+    the local stack's event source mapping does."""
+    import boto3
+    from gateway_local.esm import lambda_sqs_record
+
+    got = boto3.client("sqs").receive_message(
+        QueueUrl=stack.ref("IntakeQueue"),
+        MaxNumberOfMessages=10,
+        MessageAttributeNames=["All"],
+        AttributeNames=["All"],
+    )
+    arn = stack.ref("IntakeQueue", "Arn")
+    return {"Records": [lambda_sqs_record(m, arn, "us-east-1") for m in got.get("Messages", [])]}
+
+
 # --- a whole stack under moto: resources from template.yaml, the real handlers, a fake Planet -----------
 
 PLANET_KEY = "PLAK-test-key"

@@ -85,7 +85,8 @@ class SqsPoller:
         messages = response.get("Messages", [])
         if not messages:
             return 0
-        event = {"Records": [self._record(message) for message in messages]}
+        arn = self.source.queue_arn
+        event = {"Records": [lambda_sqs_record(message, arn, self._region) for message in messages]}
         result = self._invoke(self.source.function_name, event)
         to_delete = self._succeeded(messages, result)
         if to_delete:
@@ -136,24 +137,26 @@ class SqsPoller:
             return []
         return [message for message in messages if message["MessageId"] not in failed_ids]
 
-    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
-        record: dict[str, Any] = {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"],
-            "attributes": message.get("Attributes", {}),
-            "messageAttributes": {
-                name: _lambda_message_attribute(value)
-                for name, value in message.get("MessageAttributes", {}).items()
-            },
-            "md5OfBody": message["MD5OfBody"],
-            "eventSource": "aws:sqs",
-            "eventSourceARN": self.source.queue_arn,
-            "awsRegion": self._region,
-        }
-        if "MD5OfMessageAttributes" in message:
-            record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
-        return record
+
+def lambda_sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """A message as ``ReceiveMessage`` returns it → one record of Lambda's SQS event."""
+    record: dict[str, Any] = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {
+            name: _lambda_message_attribute(value)
+            for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+    if "MD5OfMessageAttributes" in message:
+        record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+    return record
 
 
 def _lambda_message_attribute(value: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
-from harness import AwsStack, load_event
+from harness import EVENTS, AwsStack, intake_event, load_event
 from harness import api_event as harness_api_event
 
 
@@ -32,43 +32,13 @@ def create_order(stack: AwsStack, body: dict[str, Any]) -> dict[str, Any]:
     return json.loads(response["body"])
 
 
-def intake_event(stack: AwsStack) -> dict[str, Any]:
-    """Receive what is on the intake queue and shape it as Lambda's SQS event."""
-    sqs = boto3.client("sqs")
-    url = stack.ref("IntakeQueue")
-    got = sqs.receive_message(
-        QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
-    )
-    records = []
-    for message in got.get("Messages", []):
-        records.append(
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": message.get("Attributes", {}),
-                "messageAttributes": {
-                    k: {"stringValue": v.get("StringValue"), "dataType": v["DataType"]}
-                    for k, v in message.get("MessageAttributes", {}).items()
-                },
-                "md5OfBody": message["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": stack.ref("IntakeQueue", "Arn"),
-                "awsRegion": "us-east-1",
-            }
-        )
-    return {"Records": records}
-
-
 def executions(stack: AwsStack) -> list[dict[str, Any]]:
     sfn = boto3.client("stepfunctions")
     return sfn.list_executions(stateMachineArn=stack.ref("OrderWorkflow"))["executions"]
 
 
 def scenes_request(name: str = "scenes order, direct download") -> dict[str, Any]:
-    return json.loads(
-        (load_event.__globals__["EVENTS"] / "planet" / "create_scenes_direct.json").read_text()
-    ) | {"name": name}
+    return load_event("planet/create_scenes_direct.json") | {"name": name}
 
 
 # --- ApiFunction ------------------------------------------------------------------------------------------
@@ -85,9 +55,7 @@ def test_api_create_valid_order_records_queues_and_answers_202_queued(aws_stack:
 
 
 def test_api_create_seed_malformed_json_answers_400_in_planet_shape(aws_stack: AwsStack) -> None:
-    malformed = (
-        load_event.__globals__["EVENTS"] / "planet" / "create_scenes_gcs_clip_malformed.txt"
-    ).read_text()
+    malformed = (EVENTS / "planet" / "create_scenes_gcs_clip_malformed.txt").read_text()
     response = aws_stack.invoke(
         "ApiFunction", api_event("POST", "/compute/ops/orders/v2", raw_body=malformed)
     )
@@ -422,9 +390,7 @@ def test_list_invalid_filter_answers_400_naming_the_parameter(aws_stack: AwsStac
 
 
 def test_delivery_credentials_are_forwarded_to_planet_but_never_shown_back(aws_stack: AwsStack) -> None:
-    request = json.loads(
-        (load_event.__globals__["EVENTS"] / "planet" / "create_scenes_gcs_clip.json").read_text()
-    )
+    request = load_event("planet/create_scenes_gcs_clip.json")
     request["delivery"]["google_cloud_storage"]["credentials"] = "c2VjcmV0LXNlcnZpY2UtYWNjb3VudA=="
 
     created = create_order(aws_stack, request)

@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
-from harness import AwsStack, load_event
+from harness import AwsStack, intake_event, load_event
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
 from order_core import wiring
@@ -54,23 +54,9 @@ def test_landing_out_of_time_is_called_again_by_the_workflow_and_the_order_lands
     service = OutOfTimeOnce(wiring.landing_service)
     monkeypatch.setattr(wiring, "landing_service", service)
     sqs = boto3.client("sqs")
-    request = json.loads(
-        (load_event.__globals__["EVENTS"] / "planet" / "create_scenes_direct.json").read_text()
-    )
+    request = load_event("planet/create_scenes_direct.json")
     sqs.send_message(QueueUrl=workflow.ref("IntakeQueue"), MessageBody=json.dumps(request))
-    message = sqs.receive_message(QueueUrl=workflow.ref("IntakeQueue"), AttributeNames=["All"])["Messages"][0]
-    record = {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": message["Attributes"],
-        "messageAttributes": {},
-        "md5OfBody": message["MD5OfBody"],
-        "eventSource": "aws:sqs",
-        "eventSourceARN": workflow.ref("IntakeQueue", "Arn"),
-        "awsRegion": "us-east-1",
-    }
-    workflow.invoke("SubmitFunction", {"Records": [record]})
+    workflow.invoke("SubmitFunction", intake_event(workflow))
     sfn = boto3.client("stepfunctions")
     (execution,) = sfn.list_executions(stateMachineArn=workflow.ref("OrderWorkflow"))["executions"]
     deadline = time.monotonic() + 60

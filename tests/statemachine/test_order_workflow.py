@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from harness import AwsStack, load_event
+from harness import AwsStack, intake_event, load_event
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
 from order_core import wiring
@@ -36,9 +36,7 @@ def workflow(aws_stack: AwsStack, monkeypatch: pytest.MonkeyPatch) -> AwsStack:
 
 
 def planet_request(**changes: Any) -> dict[str, Any]:
-    request = json.loads(
-        (load_event.__globals__["EVENTS"] / "planet" / "create_scenes_direct.json").read_text()
-    )
+    request = load_event("planet/create_scenes_direct.json")
     return request | changes
 
 
@@ -47,22 +45,7 @@ def submit(stack: AwsStack, request: dict[str, Any]) -> str:
     sqs = boto3.client("sqs")
     url = stack.ref("IntakeQueue")
     sqs.send_message(QueueUrl=url, MessageBody=json.dumps(request))
-    message = sqs.receive_message(QueueUrl=url, AttributeNames=["All"])["Messages"][0]
-    event = {
-        "Records": [
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": message["Attributes"],
-                "messageAttributes": {},
-                "md5OfBody": message["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": stack.ref("IntakeQueue", "Arn"),
-                "awsRegion": "us-east-1",
-            }
-        ]
-    }
+    event = intake_event(stack)
     assert stack.invoke("SubmitFunction", event) == {"batchItemFailures": []}
     (execution,) = boto3.client("stepfunctions").list_executions(stateMachineArn=stack.ref("OrderWorkflow"))[
         "executions"
