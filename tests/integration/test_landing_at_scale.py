@@ -237,4 +237,4 @@ def test_links_that_are_always_refused_end_in_a_failure_naming_the_file(aws_stac
 
     error = json.loads(result.payload)
     assert result.errored and error["errorType"] == "LinkExpired"
-    assert error["errorMessage"].startswith("manifest.json could not be downloaded after 3 attempts")
+    assert error["errorMessage"].startswith("manifest.json could not be landed and verified after 3 attempts")
