@@ -6,6 +6,9 @@ Their class names are an API: Step Functions matches them in the state machine's
 
 from __future__ import annotations
 
+import copy
+from typing import Self
+
 
 class GatewayError(Exception):
     """Base of every exception the gateway raises on purpose."""
@@ -21,6 +24,14 @@ class UpstreamError(GatewayError):
         super().__init__(message)
         self.status = status
         self.body = body
+
+    def restated(self, message: str) -> Self:
+        """The same error (same class, status, Retry-After, ...) with another message, e.g. one naming the
+        file it happened to. Rebuilding it with ``type(error)(message, status=...)`` breaks for subclasses
+        whose constructors take other arguments."""
+        clone = copy.copy(self)
+        clone.args = (message,)
+        return clone
 
 
 class UpstreamClientError(UpstreamError):

@@ -212,6 +212,29 @@ def test_truncated_and_corrupted_transfers_are_detected_and_retried_and_the_orde
     assert {r["fault"] for r in faulted} == {"truncate", "corrupt"}
 
 
+def test_every_transient_fault_on_manifest_json_is_retried_and_the_order_lands(aws_stack: AwsStack) -> None:
+    order_id = finished_order(aws_stack)
+    requests.delete(f"{aws_stack.planet.url}/_fake/requests", timeout=5)
+    # One after the other, on the manifest's storage request: each fault once, oldest first.
+    for rule in (
+        {"kind": "status", "status": 429},
+        {"kind": "status", "status": 429, "retry_after": 1},
+        {"kind": "status", "status": 503},
+        {"kind": "reset"},
+        {"kind": "truncate"},
+        {"kind": "corrupt"},
+    ):
+        aws_stack.planet_fault(op="storage", times=1, path_contains="manifest.json", **rule)
+
+    result = land(aws_stack, order_id)
+
+    assert not result.errored, result.payload
+    assert json.loads(result.payload)["complete"] is True
+    verify_against_manifest(aws_stack, order_id)
+    faulted = [r for r in storage_requests(aws_stack) if r["fault"] and "manifest.json" in r["path"]]
+    assert [r["fault"] for r in faulted] == ["status", "status", "status", "reset", "truncate", "corrupt"]
+
+
 def test_refused_download_links_are_refreshed_by_getting_the_order_again(aws_stack: AwsStack) -> None:
     order_id = finished_order(aws_stack)
     requests.delete(f"{aws_stack.planet.url}/_fake/requests", timeout=5)
@@ -237,4 +260,4 @@ def test_links_that_are_always_refused_end_in_a_failure_naming_the_file(aws_stac
 
     error = json.loads(result.payload)
     assert result.errored and error["errorType"] == "LinkExpired"
-    assert error["errorMessage"].startswith("manifest.json could not be downloaded after 3 attempts")
+    assert error["errorMessage"].startswith("manifest.json could not be landed and verified after 3 attempts")

@@ -1,8 +1,14 @@
 """In-memory stand-ins for what landing talks to: Planet's links and storage, the results bucket.
 
 No sockets: the unit tests of ``order_core.services.transfer`` and ``landing`` drive these. Faults are
-scripted per path (corrupt, truncate, refuse, fail, ignore ranges) and every request is recorded, so a test
-can say which bytes were fetched again after a failure or a resume.
+scripted per path (corrupt, truncate, refuse, fail, ignore ranges, any error status) and every request is
+recorded, so a test can say which bytes were fetched again after a failure or a resume.
+
+They act as the fake Planet's faults (``local/planet_fake/faults.py``) do through the real downloader:
+``corrupt`` inverts the middle byte (same length, other digests; in JSON, a byte that is not UTF-8);
+``truncate`` sends the first half and closes the connection, which a read into a buffer sees as a short
+body and a chunked read as a broken connection (UpstreamUnavailable), as http.client and urllib3 do;
+``status`` answers an error whose status and body the real ``downloads.raise_for_status`` maps.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from order_core.adapters.downloads import raise_for_status
 from order_core.adapters.storage import StoredObject, UploadGone
 from order_core.errors import DownloadRefused, LinkExpired, UpstreamRateLimited, UpstreamUnavailable
 
@@ -39,11 +46,28 @@ def digests(data: bytes) -> tuple[str, str]:
 
 @dataclass
 class Fault:
-    kind: str  # corrupt | truncate | expire | unavailable | rate_limited | refuse
+    kind: str  # corrupt | truncate | expire | unavailable | rate_limited | refuse | status
     path: str
     times: int = 1
     on: str = "any"  # link | storage | any
     retry_after: float | None = None
+    status: int = 0  # kind "status": the answer's status and body
+    body: bytes = b""
+
+
+class ErrorAnswer:
+    """An error answer as ``requests`` hands it over (status, headers, an unread body)."""
+
+    def __init__(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.status_code, self.headers = status, headers or {}
+        self.raw = self
+        self._body = body
+
+    def read(self, amount: int, decode_content: bool = False) -> bytes:
+        return self._body[:amount]
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass
@@ -90,6 +114,10 @@ class FakeStream:
             chunk = self._body[self._position : self._position + 65536]
             self._position += len(chunk)
             yield chunk
+        if self._position < self._declared:  # urllib3 enforces Content-Length on a connection that closed
+            raise UpstreamUnavailable(
+                "download interrupted: ProtocolError: ('Connection broken: IncompleteRead')"
+            )
 
 
 class FakePlanetFiles:
@@ -161,6 +189,8 @@ class FakeDownloader:
             raise UpstreamUnavailable("download answered 503", status=503)
         if fault and fault.kind == "rate_limited":
             raise UpstreamRateLimited("download rate limited", retry_after=fault.retry_after)
+        if fault and fault.kind == "status":
+            raise_for_status(ErrorAnswer(fault.status, fault.body))
         if fault and fault.kind == "refuse":
             raise DownloadRefused(
                 "refusing to connect to 'storage.example.com': 169.254.169.254 is link-local"

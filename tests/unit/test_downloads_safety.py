@@ -205,6 +205,37 @@ def test_refused_download_is_mapped_to_the_error_landing_acts_on(status: int, er
         assert raised.value.retry_after == 4
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        # Google Cloud Storage, a V4 signed URL past its expiry
+        b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>ExpiredToken</Code><Message>Invalid argument."
+        b"</Message><Details>The provided token has expired. Request signature expired at: "
+        b"2026-11-30T10:00:00+00:00</Details></Error>",
+        b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+    ],
+    ids=["gcs-expired-token", "request-has-expired"],
+)
+@responses.activate
+def test_storage_answering_400_that_its_token_expired_is_an_expired_link(body: bytes) -> None:
+    responses.get(PLANET, status=302, headers={"Location": STORAGE})
+    responses.get(STORAGE, status=400, body=body)
+
+    with pytest.raises(LinkExpired) as raised, downloader().open(PLANET):
+        pass
+    assert raised.value.status == 400
+    assert "Expired" not in str(raised.value) and "sig=" not in str(raised.value)  # the body stays out
+
+
+@responses.activate
+def test_400_for_another_reason_is_a_final_error_not_an_expired_link() -> None:
+    responses.get(STORAGE, status=400, body=b"<Error><Code>InvalidArgument</Code></Error>")
+
+    with pytest.raises(UpstreamError) as raised, downloader().open(STORAGE):
+        pass
+    assert type(raised.value) is UpstreamError and raised.value.status == 400
+
+
 @responses.activate
 def test_range_requests_ask_for_the_exact_bytes_and_plain_encoding() -> None:
     responses.get(STORAGE, status=206, body=b"0123", headers={"Content-Range": "bytes 10-13/100"})

@@ -17,11 +17,18 @@ from landing_fakes import (
     content,
     digests,
 )
-from order_core.errors import ResultVerificationFailed
+from order_core.errors import (
+    LinkExpired,
+    ResultVerificationFailed,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamUnavailable,
+)
 from order_core.models.order import LandedFile, OrderRecord, Phase, utcnow
 from order_core.models.planet import OrderState, PlanetOrder
 from order_core.services import landing as landing_module
 from order_core.services import transfer as transfer_module
+from order_core.services.finalize import FinalizeService
 from order_core.services.landing import LandingService, LandingTuning, safe_relative_path
 from order_core.services.transfer import TransferLimits
 
@@ -340,3 +347,216 @@ def test_record_keeps_landed_files_with_their_digests() -> None:
     results = {r.path: r for r in rig.repo.record.results}
     assert set(results) == {*files, "manifest.json"}
     assert all(isinstance(r, LandedFile) and len(r.sha256) == 64 for r in results.values())
+
+
+# --- manifest.json: the same retries as every file --------------------------------------------------------
+
+MANIFEST = "manifest.json"
+
+
+@pytest.mark.parametrize("retry_after", [None, 3.0])
+def test_manifest_rate_limited_once_is_waited_out_and_the_order_lands(retry_after: float | None) -> None:
+    files = some_files(2)
+    rig = Rig(files)
+    rig.planet_files.faults.append(Fault("rate_limited", MANIFEST, retry_after=retry_after))
+
+    progress = rig.land()
+
+    assert progress.complete is True
+    assert rig.landed_paths() == {*files, MANIFEST, "delivery.json"}
+    assert rig.fetches(MANIFEST) == 2
+
+
+@pytest.mark.parametrize("kind", ["unavailable", "truncate", "expire"])
+def test_manifest_transient_fault_is_retried_and_the_order_lands(kind: str) -> None:
+    files = some_files(2)
+    rig = Rig(files)
+    rig.planet_files.faults.append(Fault(kind, MANIFEST, times=2))
+
+    progress = rig.land()
+
+    assert progress.complete is True
+    assert rig.bucket.bodies[f"{BASE}/{MANIFEST}"] == rig.planet_files.files[MANIFEST]
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"), [("rate_limited", UpstreamRateLimited), ("unavailable", UpstreamUnavailable)]
+)
+def test_manifest_fault_outlasting_the_retries_is_left_to_the_workflow_and_the_next_call_lands(
+    kind: str, error: type[Exception]
+) -> None:
+    files = some_files(2)
+    rig = Rig(files)
+    rig.planet_files.faults.append(Fault(kind, MANIFEST, times=1000))
+
+    # The workflow retries LandResults on exactly these error types (not on a TypeError, say).
+    with pytest.raises(error, match=r"^manifest\.json") as raised:
+        rig.land()
+    assert type(raised.value) is error
+    rig.planet_files.faults.clear()
+
+    assert rig.land().complete is True
+    assert rig.landed_paths() == {*files, MANIFEST, "delivery.json"}
+
+
+def test_corrupted_manifest_is_fetched_again_and_the_order_lands() -> None:
+    files = some_files(2)
+    rig = Rig(files)
+    rig.planet_files.faults.append(Fault("corrupt", MANIFEST, times=2))
+
+    progress = rig.land()
+
+    assert progress.complete is True
+    assert rig.fetches(MANIFEST) == 3
+    assert rig.bucket.bodies[f"{BASE}/{MANIFEST}"] == rig.planet_files.files[MANIFEST]
+
+
+def test_manifest_corrupted_every_time_fails_after_as_many_attempts_as_a_file_naming_manifest_json() -> None:
+    rig = Rig(some_files(2))
+    rig.planet_files.faults.append(Fault("corrupt", MANIFEST, times=1000))
+
+    with pytest.raises(
+        ResultVerificationFailed, match=r"^manifest\.json could not be landed and verified after 3 attempts"
+    ):
+        rig.land()
+
+    assert rig.fetches(MANIFEST) == rig.tuning.transfer.file_attempts == 3
+    assert rig.landed_paths() == set()
+
+
+# --- expired signed storage URLs --------------------------------------------------------------------------
+
+EXPIRED_TOKEN = (
+    b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>ExpiredToken</Code><Message>Invalid argument."
+    b"</Message><Details>The provided token has expired. Request signature expired at: "
+    b"2026-11-30T10:00:00+00:00</Details></Error>"
+)
+
+
+@pytest.mark.parametrize("path", ["PSScene/item_1_3B_AnalyticMS.tif", MANIFEST])
+def test_storage_answering_400_expired_token_refreshes_the_links_with_a_get_of_the_order_and_lands(
+    path: str,
+) -> None:
+    files = some_files(3)
+    rig = Rig(files)
+    rig.planet_files.faults.append(Fault("status", path, on="storage", status=400, body=EXPIRED_TOKEN))
+
+    progress = rig.land()
+
+    assert progress.complete is True
+    assert rig.landed_paths() == {*files, MANIFEST, "delivery.json"}
+    assert rig.api.gets == 2  # the order's GET, then one refresh
+
+
+def test_storage_answering_400_expired_token_every_time_fails_after_a_bounded_number_of_refreshes() -> None:
+    path = "PSScene/item_1_3B_AnalyticMS.tif"
+    rig = Rig(some_files(2))
+    rig.planet_files.faults.append(
+        Fault("status", path, on="storage", status=400, body=EXPIRED_TOKEN, times=1000)
+    )
+
+    with pytest.raises(LinkExpired, match=r"item_1_3B_AnalyticMS\.tif could not be landed"):
+        rig.land()
+
+    limits = rig.tuning.transfer
+    assert 2 <= rig.api.gets <= 1 + limits.file_attempts * limits.range_attempts
+
+
+def test_storage_answering_400_for_another_reason_fails_at_once_without_refreshing() -> None:
+    path = "PSScene/item_1_3B_AnalyticMS.tif"
+    rig = Rig(some_files(2))
+    body = b"<Error><Code>InvalidArgument</Code><Message>Invalid argument.</Message></Error>"
+    rig.planet_files.faults.append(Fault("status", path, on="storage", status=400, body=body, times=1000))
+
+    with pytest.raises(UpstreamError, match=r"item_1_3B_AnalyticMS\.tif: download answered 400") as raised:
+        rig.land()
+
+    assert type(raised.value) is UpstreamError
+    assert (rig.api.gets, rig.fetches(path)) == (1, 1)
+
+
+# --- a failed or partial order reports exactly what landed ------------------------------------------------
+
+
+def finalize(rig: Rig, **outcome: Any) -> tuple[OrderState, dict[str, Any]]:
+    events = FakeEvents()
+    state = FinalizeService(rig.repo, events, "results").finalize(ORDER, **outcome)  # type: ignore[arg-type]
+    (event,) = events.published
+    return state, event.model_dump()
+
+
+class FakeEvents:
+    def __init__(self) -> None:
+        self.published: list[Any] = []
+
+    def publish(self, event: Any) -> None:
+        self.published.append(event)
+
+
+def bucket_files(rig: Rig) -> dict[str, int]:
+    """The order's result files in the bucket and their sizes (manifest.json and delivery.json aside)."""
+    return {
+        path: len(rig.bucket.bodies[f"{BASE}/{path}"])
+        for path in rig.landed_paths()
+        if path not in (MANIFEST, "delivery.json")
+    }
+
+
+def landing_error(exc: BaseException) -> dict[str, str]:
+    return {"Error": type(exc).__name__, "Cause": json.dumps({"errorMessage": str(exc)})}
+
+
+def test_failed_landing_keeps_its_verified_files_and_its_record_and_event_report_exactly_them() -> None:
+    files = some_files(5)
+    rig = Rig(files, file_workers=1)
+    rig.planet_files.faults.append(Fault("corrupt", "PSScene/item_4_3B_AnalyticMS.tif", times=1000))
+
+    with pytest.raises(ResultVerificationFailed) as raised:
+        rig.land()
+    state, event = finalize(rig, upstream_state="success", error=landing_error(raised.value))
+
+    in_bucket = bucket_files(rig)
+    assert len(in_bucket) >= 1 and "PSScene/item_4_3B_AnalyticMS.tif" not in in_bucket
+    assert {r.path: r.size for r in rig.repo.record.results} == in_bucket
+    assert rig.repo.record.landed_bytes == sum(in_bucket.values())
+    assert state is OrderState.failed
+    assert (event["files"], event["bytes"]) == (len(in_bucket), sum(in_bucket.values()))
+    assert event["delivery"] is None  # no delivery.json was written
+    assert any(
+        f"only {len(in_bucket)} file(s)" in hint and "incomplete" in hint for hint in event["error_hints"]
+    )
+
+
+def test_failed_landing_records_files_an_earlier_killed_invocation_landed_but_never_saved() -> None:
+    files = some_files(6)
+    rig = Rig(files, file_workers=1)
+    calls = iter(range(1000))
+    rig.land(seconds_left=lambda: 60.0 if next(calls) < 3 else 0.0)
+    rig.repo.record = rig.repo.record.model_copy(update={"results": []})  # the save was lost with the kill
+    rig.planet_files.faults.append(Fault("corrupt", MANIFEST, times=1000))
+
+    with pytest.raises(ResultVerificationFailed, match=r"^manifest\.json"):
+        rig.land()
+
+    in_bucket = bucket_files(rig)
+    assert in_bucket
+    assert {r.path: r.size for r in rig.repo.record.results} == in_bucket
+    assert all(r.md5 == digests(files[r.path])[0] for r in rig.repo.record.results)
+
+
+def test_partial_order_reports_the_delivered_files_and_names_the_ones_planet_did_not_deliver() -> None:
+    files = some_files(4)
+    failed = ("PSScene/item_1_3B_AnalyticMS.tif",)
+    rig = Rig(files, failed=failed, upstream_state="partial")
+
+    rig.land()
+    state, event = finalize(rig, upstream_state="partial")
+
+    in_bucket = bucket_files(rig)
+    assert len(in_bucket) == 3
+    assert state is OrderState.partial
+    assert (event["files"], event["bytes"]) == (3, sum(in_bucket.values()))
+    delivery = json.loads(rig.bucket.bodies[f"{BASE}/delivery.json"])
+    assert {f["path"] for f in delivery["files"]} == set(in_bucket)
+    assert delivery["not_delivered"] == [f"{UPSTREAM}/{failed[0]}"]
+    assert any("did not deliver 1 result file(s)" in h and failed[0] in h for h in event["error_hints"])

@@ -18,6 +18,7 @@ metadata and credentials endpoints) and private addresses are refused in every m
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import threading
 import time
@@ -414,17 +415,19 @@ class ResultDownloader:
                 response.close()
                 url = urljoin(url, location)
                 continue
-            _raise_for_status(response)
+            raise_for_status(response)
             return response, url
         raise DownloadRefused(f"refusing to follow more than {MAX_REDIRECTS} redirects")
 
 
-def _raise_for_status(response: Any) -> None:
+def raise_for_status(response: Any) -> None:
+    """The error a result download answered with, as landing acts on it; nothing for 1xx-3xx."""
     status = response.status_code
     if status < 400:
         return
+    expired = status == 400 and _says_expired(response)
     response.close()
-    if status in (401, 403, 410):
+    if status in (401, 403, 410) or expired:
         raise LinkExpired(f"download link refused with {status}", status=status)
     if status == 429:
         raise UpstreamRateLimited(
@@ -433,3 +436,20 @@ def _raise_for_status(response: Any) -> None:
     if status >= 500 or status == 408:
         raise UpstreamUnavailable(f"download answered {status}", status=status)
     raise UpstreamError(f"download answered {status}", status=status)
+
+
+#: How much of a 400's body is read to tell an expired signed URL from a bad request.
+_ERROR_BODY_BYTES = 4096
+#: Google Cloud Storage answers an expired signed URL with 400 ``<Code>ExpiredToken</Code>`` ("...the
+#: provided token has expired"); other stores say "Request has expired" or "signature expired".
+_EXPIRED = re.compile(rb"expired", re.IGNORECASE)
+
+
+def _says_expired(response: Any) -> bool:
+    """Whether an error answer's body says its token or signature expired (the body is never logged: it
+    may quote the signed URL)."""
+    try:
+        body = response.raw.read(_ERROR_BODY_BYTES, decode_content=True)
+    except Exception:  # an unreadable body says nothing
+        return False
+    return bool(_EXPIRED.search(bytes(body or b"")))

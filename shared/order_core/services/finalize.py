@@ -9,10 +9,11 @@ from typing import Any
 from order_core.adapters.messaging import CompletionEvents
 from order_core.adapters.orders_repo import OrdersRepository
 from order_core.errors import OrderNotFound
-from order_core.models.order import CompletionEvent, OrderRecord, Phase, planet_time, utcnow
+from order_core.models.order import CompletionEvent, LandedFile, OrderRecord, Phase, planet_time, utcnow
 from order_core.models.planet import OrderState
 from order_core.observability import bind_order, logger, metrics
 
+MANIFEST = "manifest.json"
 _EVENT_NAMESPACE = uuid.UUID("0b7f8f0e-3c57-4d0b-8f5e-6a9a4d3e2c11")
 
 
@@ -23,6 +24,13 @@ def terminal_outcome(
     hints = list(record.error_hints)
     if error:
         hints.append(_describe_error(error))
+        landed = _data_files(record)
+        if landed:
+            hints.append(
+                f"The order is incomplete: only {len(landed)} file(s) ({sum(f.size for f in landed)} bytes) "
+                "landed and were verified before landing failed; they are listed in results and stay in "
+                "the results bucket. Files not listed did not land."
+            )
         return OrderState.failed, "Order failed", hints
     if upstream_state is None:  # never reached Planet
         if record.cancel_requested:
@@ -41,6 +49,11 @@ def terminal_outcome(
         OrderState.cancelled: "Cancel success",
     }
     return state, messages.get(state, record.last_message), hints
+
+
+def _data_files(record: OrderRecord) -> list[LandedFile]:
+    """The order's landed result files, manifest.json not counted."""
+    return [item for item in record.results if item.path != MANIFEST]
 
 
 def _describe_error(error: dict[str, Any]) -> str:
@@ -119,8 +132,9 @@ class FinalizeService:
             upstream_order_id=record.upstream_order_id,
             created_on=planet_time(record.created_on),
             completed_on=planet_time(now),
-            files=len([f for f in record.results if f.path != "manifest.json"]),
-            bytes=record.landed_bytes,
+            # Counted from the files the record lists (the bucket's verified files), whatever the state.
+            files=len(_data_files(record)),
+            bytes=sum(item.size for item in _data_files(record)),
             error_hints=hints,
             delivery={"bucket": self._bucket, "key": record.delivery_key} if record.delivery_key else None,
         )

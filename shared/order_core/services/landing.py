@@ -22,11 +22,10 @@ from pydantic import ValidationError
 from order_core.adapters.downloads import ResultDownloader
 from order_core.adapters.orders_repo import OrdersRepository
 from order_core.adapters.planet_client import PlanetClient
-from order_core.adapters.storage import ResultsStore
+from order_core.adapters.storage import ResultsStore, StoredObject
 from order_core.errors import (
     DownloadRefused,
     GatewayError,
-    LinkExpired,
     ResultVerificationFailed,
     UpstreamError,
     UpstreamRateLimited,
@@ -183,13 +182,11 @@ def _combined_error(failures: list[tuple[str, BaseException]]) -> BaseException:
     message = "; ".join(str(error) for _, error in failures[:3])
     if len(failures) > 3:
         message += f"; and {len(failures) - 3} more files failed"
-    if not isinstance(lead, GatewayError):
-        return lead
-    if isinstance(lead, UpstreamRateLimited):
-        return UpstreamRateLimited(message, retry_after=lead.retry_after)
     if isinstance(lead, UpstreamError):
-        return type(lead)(message, status=lead.status)
-    return type(lead)(message)
+        return lead.restated(message)
+    if isinstance(lead, GatewayError):
+        return type(lead)(message)
+    return lead
 
 
 class LandingService:
@@ -215,35 +212,69 @@ class LandingService:
         return f"{self._prefix}/{record.tenant}/{record.order_id}"
 
     def land(self, order_id: str, seconds_left: Callable[[], float]) -> LandingProgress:
-        """Land what is not landed yet; returns complete=False when time ran short (call again)."""
+        """Land what is not landed yet; returns complete=False when time ran short (call again).
+
+        Whatever it raises, the order's results first become exactly the verified files in its folder (see
+        ``_record_what_landed``), so a failed order never reports more or less than it holds.
+        """
         record = self._repo.get(order_id)
         if record is None or record.upstream_order_id is None:
             raise ResultVerificationFailed(f"order {order_id} has nothing to land")
         bind_order(record.order_id, record.tenant)
         if record.native_delivery or record.upstream_state not in (OrderState.success, OrderState.partial):
             return LandingProgress(complete=True, landed_files=0)
+        try:
+            return self._land(record, record.upstream_order_id, seconds_left)
+        except Exception:
+            self._record_what_landed(record)
+            raise
 
-        upstream = self._planet.get_order(record.upstream_order_id)
-        delivered = [link for link in (upstream.links.results or []) if link.delivery in (None, "success")]
-        links = LinkBook(self._planet, record.upstream_order_id, delivered)
+    def _land(
+        self, record: OrderRecord, upstream_order_id: str, seconds_left: Callable[[], float]
+    ) -> LandingProgress:
+        self.peak_buffer_bytes = 0
+        upstream = self._planet.get_order(upstream_order_id)
+        results = upstream.links.results or []
+        delivered = [link for link in results if link.delivery in (None, "success")]
+        not_delivered = [link.name for link in results if link.delivery not in (None, "success")]
+        links = LinkBook(self._planet, upstream_order_id, delivered)
         manifest_link = next((lk for lk in delivered if lk.name.endswith("/" + MANIFEST)), None)
         if manifest_link is None or not manifest_link.location:
             raise ResultVerificationFailed(
                 "Planet listed no manifest.json for this order; nothing can be verified"
             )
-        manifest_bytes = self._fetch_manifest(links, manifest_link.name)
         base = self.order_prefix(record)
-        files = self._plan(base, delivered, manifest_link, _parse_manifest(manifest_bytes))
+        tuning = self._tuning
+        stop = threading.Event()
+        budget = MemoryBudget(tuning.transfer.buffer_bytes)
+        checkpoints = Checkpoints(self._store, f"{tuning.state_prefix}/{record.tenant}/{record.order_id}")
+        with (
+            ThreadPoolExecutor(tuning.part_workers, thread_name_prefix="part") as part_pool,
+            ThreadPoolExecutor(tuning.file_workers, thread_name_prefix="file") as file_pool,
+        ):
+            transfer = Transfer(
+                self._downloader, self._store, links, checkpoints, part_pool, stop, tuning.transfer, budget
+            )
+            # manifest.json comes the way every file does: the same retries, the same hops, the same limits.
+            fetched = transfer.fetch_document(
+                MANIFEST, manifest_link.name, MAX_MANIFEST_BYTES, lambda data: (data, _parse_manifest(data))
+            )
+            if fetched is None:
+                return LandingProgress(complete=False, landed_files=len(record.results))
+            manifest_bytes, manifest = fetched
+            files = self._plan(base, delivered, manifest_link, manifest)
 
-        landed = {item.path: item for item in record.results if item.path != MANIFEST}
-        todo = self._not_yet_landed(base, files, landed)
-        if todo:
-            logger.info("landing files", extra={"files": len(todo), "already_landed": len(landed)})
-            if not self._land_files(record, todo, links, landed, seconds_left):
-                self._save(record, landed)
-                return LandingProgress(complete=False, landed_files=len(landed))
+            landed = {item.path: item for item in record.results if item.path != MANIFEST}
+            todo = self._not_yet_landed(base, files, landed)
+            if todo:
+                logger.info("landing files", extra={"files": len(todo), "already_landed": len(landed)})
+                finished = self._land_files(record, todo, transfer, file_pool, landed, seconds_left)
+                self.peak_buffer_bytes = budget.peak
+                if not finished:
+                    self._save(record, landed)
+                    return LandingProgress(complete=False, landed_files=len(landed))
 
-        self._finish(record, base, files, landed, manifest_bytes)
+        self._finish(record, base, files, landed, manifest_bytes, not_delivered)
         return LandingProgress(complete=True, landed_files=len(landed))
 
     # --- planning ------------------------------------------------------------------------------------------
@@ -295,32 +326,24 @@ class LandingService:
         self,
         record: OrderRecord,
         todo: list[FileToLand],
-        links: LinkBook,
+        transfer: Transfer,
+        file_pool: ThreadPoolExecutor,
         landed: dict[str, LandedFile],
         seconds_left: Callable[[], float],
     ) -> bool:
         """Land ``todo`` into ``landed``; False if time ran short first. Raises when a file failed."""
-        tuning = self._tuning
-        stop = threading.Event()
-        budget = MemoryBudget(tuning.transfer.buffer_bytes)
-        checkpoints = Checkpoints(self._store, f"{tuning.state_prefix}/{record.tenant}/{record.order_id}")
+        stop, workers = transfer.stop, self._tuning.file_workers
         failures: list[tuple[str, BaseException]] = []
         last_save = time.monotonic()
-        with (
-            ThreadPoolExecutor(tuning.part_workers, thread_name_prefix="part") as part_pool,
-            ThreadPoolExecutor(tuning.file_workers, thread_name_prefix="file") as file_pool,
-        ):
-            transfer = Transfer(
-                self._downloader, self._store, links, checkpoints, part_pool, stop, tuning.transfer, budget
-            )
-            pending: dict[Future[LandedFile | None], FileToLand] = {}
-            queue = list(reversed(todo))
+        pending: dict[Future[LandedFile | None], FileToLand] = {}
+        queue = list(reversed(todo))
+        try:
             while queue or pending:
                 if not stop.is_set() and seconds_left() <= 0:
                     logger.info("running out of time: stopping after the parts in flight")
                     stop.set()
                 # Submit only a little ahead of the workers, so that stopping leaves nothing half-queued.
-                while queue and not stop.is_set() and len(pending) < tuning.file_workers * 2:
+                while queue and not stop.is_set() and len(pending) < workers * 2:
                     file = queue.pop()
                     pending[file_pool.submit(transfer.land, file)] = file
                 if not pending:
@@ -339,7 +362,8 @@ class LandingService:
                 if time.monotonic() - last_save > SAVE_INTERVAL_SECONDS:
                     self._save(record, landed)
                     last_save = time.monotonic()
-        self.peak_buffer_bytes = budget.peak
+        finally:
+            stop.set()  # whatever ends this loop, no file is started after it
         if failures:
             self._save(record, landed)
             raise _combined_error(failures)
@@ -354,6 +378,7 @@ class LandingService:
         files: list[FileToLand],
         landed: dict[str, LandedFile],
         manifest_bytes: bytes,
+        not_delivered: list[str],
     ) -> None:
         in_order = [landed[file.path] for file in files]
         manifest_md5 = hashlib.md5(manifest_bytes, usedforsecurity=False).hexdigest()
@@ -378,6 +403,7 @@ class LandingService:
                 "prefix": base,
                 "verified": "size, md5 and sha256 of every file equal manifest.json's",
                 "files": [item.model_dump() for item in in_order],
+                "not_delivered": not_delivered,
             },
         )
         manifest_file = LandedFile(
@@ -388,15 +414,17 @@ class LandingService:
             sha256=manifest_sha256,
             media_type="application/json",
         )
-        self._repo.update(
-            record.order_id,
-            {
-                "results": [manifest_file, *in_order],
-                "landed_bytes": sum(f.size for f in in_order),
-                "delivery_key": delivery_key,
-                "last_modified": utcnow(),
-            },
-        )
+        changes: dict[str, object] = {
+            "results": [manifest_file, *in_order],
+            "landed_bytes": data_bytes(in_order),
+            "delivery_key": delivery_key,
+            "last_modified": utcnow(),
+        }
+        if not_delivered:
+            hint = _not_delivered_hint(not_delivered)
+            if hint not in record.error_hints:
+                changes["error_hints"] = [*record.error_hints, hint]
+        self._repo.update(record.order_id, changes)
         logger.info("results landed", extra={"files": len(in_order)})
         metrics.add_metric(name="LandedFiles", unit="Count", value=len(in_order))
 
@@ -405,41 +433,66 @@ class LandingService:
             record.order_id,
             {
                 "results": list(landed.values()),
+                "landed_bytes": data_bytes(landed.values()),
                 "last_modified": utcnow(),
                 "last_message": f"Landed {len(landed)} files",
             },
             only_in_phases=(Phase.DELIVERING,),
         )
 
-    def _fetch_manifest(self, links: LinkBook, name: str) -> bytes:
-        last_error: UpstreamError | None = None
-        for attempt in range(3):
-            location = links.location(name)
-            try:
-                with self._downloader.open(location) as stream:
-                    if (stream.content_length or 0) > MAX_MANIFEST_BYTES:
-                        raise ResultVerificationFailed("manifest.json is implausibly large")
-                    data = bytearray()
-                    for chunk in stream.chunks():
-                        data += chunk
-                        if len(data) > MAX_MANIFEST_BYTES:
-                            raise ResultVerificationFailed("manifest.json is implausibly large")
-                    if stream.content_length is not None and len(data) != stream.content_length:
-                        raise UpstreamUnavailable("download ended early")
-                    return bytes(data)
-            except LinkExpired as exc:
-                last_error = exc
-                if attempt < 2:
-                    links.refresh(name, location)
-            except UpstreamUnavailable as exc:
-                last_error = exc
-                time.sleep(0.5 * (attempt + 1))
-            except UpstreamError as exc:  # refused, or a 4xx: not worth retrying
-                raise type(exc)(f"manifest.json: {exc}", status=exc.status) from exc
-        assert last_error is not None
-        raise type(last_error)(
-            f"manifest.json could not be downloaded after 3 attempts: {last_error}", status=last_error.status
-        ) from last_error
+    def _record_what_landed(self, record: OrderRecord) -> None:
+        """After a failure: the order's results become exactly the verified files in its folder.
+
+        Every object there with digests in its metadata was verified before it became visible (single PUTs
+        after hashing, multipart uploads completed only when both digests matched), so the folder is the
+        truth; the record may lag it by the files of an invocation killed between two saves. Best effort:
+        a failure here is logged and the original error goes on.
+        """
+        base = self.order_prefix(record)
+        try:
+            current = self._repo.get(record.order_id) or record
+            known = {item.key: item for item in current.results}
+            results = []
+            for key, size in sorted(self._store.sizes_under(base + "/").items()):
+                item = known.get(key)
+                if item is None or item.size != size:
+                    item = _landed_from_object(base, key, self._store.head(key))
+                if item is not None:
+                    results.append(item)
+            self._repo.update(
+                record.order_id,
+                {"results": results, "landed_bytes": data_bytes(results), "last_modified": utcnow()},
+                only_in_phases=(Phase.DELIVERING,),
+            )
+        except Exception as exc:
+            logger.warning("landed files not recorded after a failure", extra={"error": str(exc)})
+
+
+def data_bytes(results: Iterable[LandedFile]) -> int:
+    """Bytes of an order's landed files, manifest.json not counted (as in its completion event)."""
+    return sum(item.size for item in results if item.path != MANIFEST)
+
+
+def _landed_from_object(base: str, key: str, head: StoredObject | None) -> LandedFile | None:
+    metadata = head.metadata if head is not None else {}
+    if head is None or not metadata.get("md5") or not metadata.get("sha256"):
+        return None  # delivery.json, or not one of the order's verified files
+    return LandedFile(
+        path=key.removeprefix(base + "/"),
+        key=key,
+        size=head.size,
+        md5=metadata["md5"],
+        sha256=metadata["sha256"],
+    )
+
+
+def _not_delivered_hint(names: list[str]) -> str:
+    shown = ", ".join(name.split("/", 1)[-1] for name in names[:3])
+    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+    return (
+        f"Planet did not deliver {len(names)} result file(s), which were not landed: {shown}{more}. "
+        "Every delivered file landed and is listed in results."
+    )
 
 
 def _parse_manifest(data: bytes) -> Manifest:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from order_core.adapters.digests import StreamDigest, new_digest
 from order_core.adapters.downloads import DownloadStream, ResultDownloader
@@ -46,6 +46,8 @@ from order_core.models.order import LandedFile
 from order_core.observability import logger, metrics
 
 CHECKPOINT_VERSION = 1
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -301,6 +303,36 @@ class Transfer:
 
     def land(self, file: FileToLand) -> LandedFile | None:
         """Land ``file``; None if the stop event came first (what was done is kept for a later call)."""
+
+        def once() -> LandedFile | None:
+            try:
+                if file.size <= self.part_size(file.size):
+                    return self._land_whole(file)
+                return self._land_in_parts(file)
+            except UploadGone:
+                self.checkpoints.delete(file)
+                raise
+
+        return self._attempts(file.path, once)
+
+    def fetch_document(
+        self, path: str, link_name: str, max_bytes: int, accept: Callable[[bytes], T]
+    ) -> T | None:
+        """A small result of unknown size (``manifest.json``), read whole and handed to ``accept``, with the
+        same retries as a data file: a transfer that ends early, a 5xx, a reset, a 429 or an expired link is
+        retried, and bytes ``accept`` rejects (raising ResultVerificationFailed) are fetched again, up to
+        ``file_attempts`` times. None if the stop event came first."""
+
+        def once() -> T:
+            return accept(self._read_document(path, _Source(self.links, link_name), max_bytes))
+
+        return self._attempts(path, once)
+
+    def _attempts(self, path: str, once: Callable[[], T]) -> T | None:
+        """``once()`` until it succeeds: bytes that did not verify, a transient fault or an expired link cost
+        one of ``file_attempts``; a 429 waits for its Retry-After without costing one (at most
+        ``rate_limit_waits`` times); a refused URL or another 4xx ends it at once. The error raised names
+        ``path``. None if the stop event came first."""
         last_error: Exception | None = None
         attempt = rate_limited = gone = 0
         while attempt < self.limits.file_attempts:
@@ -308,9 +340,7 @@ class Transfer:
                 return None
             attempt += 1
             try:
-                if file.size <= self.part_size(file.size):
-                    return self._land_whole(file)
-                return self._land_in_parts(file)
+                return once()
             except UpstreamRateLimited as exc:
                 last_error, rate_limited = exc, rate_limited + 1
                 if rate_limited > self.limits.rate_limit_waits:
@@ -320,23 +350,20 @@ class Transfer:
             except UploadGone as exc:
                 # The bucket's lifecycle rule (or someone) aborted the upload: start the file afresh, once.
                 last_error, gone = exc, gone + 1
-                self.checkpoints.delete(file)
                 if gone == 1:
                     attempt -= 1
             except (ResultVerificationFailed, UpstreamUnavailable, LinkExpired) as exc:
                 last_error = exc
                 logger.warning(
-                    "landing attempt failed", extra={"path": file.path, "attempt": attempt, "error": str(exc)}
+                    "landing attempt failed", extra={"path": path, "attempt": attempt, "error": str(exc)}
                 )
                 metrics.add_metric(name="LandingRetries", unit="Count", value=1)
             except UpstreamError as exc:  # refused (DownloadRefused) or answered 4xx: retrying cannot help
-                raise type(exc)(f"{file.path}: {exc}", status=exc.status) from exc
+                raise exc.restated(f"{path}: {exc}") from exc
         assert last_error is not None
-        message = f"{file.path} could not be landed and verified after {attempt} attempts: {last_error}"
-        if isinstance(last_error, UpstreamRateLimited):
-            raise UpstreamRateLimited(message, retry_after=last_error.retry_after) from last_error
+        message = f"{path} could not be landed and verified after {attempt} attempts: {last_error}"
         if isinstance(last_error, UpstreamError):
-            raise type(last_error)(message, status=last_error.status) from last_error
+            raise last_error.restated(message) from last_error
         raise ResultVerificationFailed(message) from last_error
 
     # --- small files: one GET, one PUT ---------------------------------------------------------------------
@@ -370,29 +397,63 @@ class Transfer:
 
     def _fetch(self, file: FileToLand, source: _Source, first: int | None, view: memoryview) -> None:
         """Fill ``view`` with the file's bytes from ``first`` (None: the whole file, no Range header)."""
+        byte_range = None if first is None else (first, first + len(view) - 1)
+
+        def read(stream: DownloadStream) -> None:
+            got = stream.read_into(view)
+            if got < len(view):
+                start = first or 0
+                raise _ended_early(
+                    f"{file.path}: transfer of bytes {start}-{start + len(view) - 1} ended after {got} bytes"
+                )
+            if first is None and stream.has_more():
+                raise ResultVerificationFailed(f"{file.path}: more bytes than the manifest's {file.size}")
+
+        self._request(source, byte_range, lambda stream: _check_answer(file, stream, first, len(view)), read)
+
+    def _read_document(self, path: str, source: _Source, max_bytes: int) -> bytes:
+        """A whole result of unknown size, at most ``max_bytes``; shorter than its Content-Length is a
+        transfer that ended early (retried like any other)."""
+
+        def check(stream: DownloadStream) -> None:
+            if stream.status != 200:
+                raise UpstreamError(f"{path}: unexpected answer {stream.status}", status=stream.status)
+            if (stream.content_length or 0) > max_bytes:
+                raise ResultVerificationFailed(f"{path} is implausibly large ({stream.content_length} bytes)")
+
+        def read(stream: DownloadStream) -> bytes:
+            data = bytearray()
+            for chunk in stream.chunks():
+                data += chunk
+                if len(data) > max_bytes:
+                    raise ResultVerificationFailed(f"{path} is implausibly large (over {max_bytes} bytes)")
+            declared = stream.content_length
+            if declared is not None and len(data) != declared:
+                raise _ended_early(f"{path}: transfer ended after {len(data)} of {declared} bytes")
+            return bytes(data)
+
+        return self._request(source, None, check, read)
+
+    def _request(
+        self,
+        source: _Source,
+        byte_range: tuple[int, int] | None,
+        check: Callable[[DownloadStream], None],
+        read: Callable[[DownloadStream], T],
+    ) -> T:
+        """One request, retried on the spot (up to ``range_attempts``) when it ends early, is reset, answers
+        5xx or finds its link expired (refreshed first); a 429 waits for its Retry-After. ``check`` vets the
+        answer before its URL is remembered for the next ranges, ``read`` consumes the body."""
         last_error: Exception | None = None
-        waits = 0
-        attempt = 0
+        waits = attempt = 0
         while attempt < self.limits.range_attempts:
             attempt += 1
             url, paced = source.url()
-            byte_range = None if first is None else (first, first + len(view) - 1)
             try:
                 with self.downloader.open(url, byte_range=byte_range, paced=paced) as stream:
-                    _check_answer(file, stream, first, len(view))
+                    check(stream)
                     source.learned(url, stream.url)
-                    got = stream.read_into(view)
-                    if got == len(view) and first is None and stream.has_more():
-                        raise ResultVerificationFailed(
-                            f"{file.path}: more bytes than the manifest's {file.size}"
-                        )
-                if got == len(view):
-                    return
-                start = first or 0
-                last_error = UpstreamUnavailable(
-                    f"{file.path}: transfer of bytes {start}-{start + len(view) - 1} ended after {got} bytes"
-                )
-                metrics.add_metric(name="TruncatedDownloads", unit="Count", value=1)
+                    return read(stream)
             except LinkExpired as exc:
                 last_error = exc
                 source.expired(url)
@@ -425,6 +486,11 @@ class Transfer:
         self.store.complete_upload(file.key, run.upload_id, run.receipts)
         self.checkpoints.delete(file)
         return file.landed()
+
+
+def _ended_early(message: str) -> UpstreamUnavailable:
+    metrics.add_metric(name="TruncatedDownloads", unit="Count", value=1)
+    return UpstreamUnavailable(message)
 
 
 def _check_answer(file: FileToLand, stream: DownloadStream, first: int | None, length: int) -> None:
