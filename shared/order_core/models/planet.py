@@ -438,7 +438,9 @@ class FileFormatParams(_OpenWire):
 class ReprojectParams(_OpenWire):
     projection: NonEmptyStr
     resolution: JsonNumber | None = None
-    kernel: Literal["near", "bilinear", "cubic", "cubicspline", "lanczos", "average", "mode"] | None = None
+    # The SDK documents near, bilinear, cubic, cubicspline, lanczos, average and mode, but does not check it,
+    # and Planet's resampler (GDAL) knows more (min, max, med, q1, q3): a name is Planet's to judge.
+    kernel: NonEmptyStr | None = None
 
 
 class HarmonizeParams(_OpenWire):
