@@ -329,13 +329,13 @@ def create_order() -> Response[Any]:
         request = OrderRequest.model_validate(payload)
     except ValidationError as exc:
         return _json(400, planet_error_body(exc))
-    refusal = wiring.bundles_spec().refusal(request)  # item types and bundles, as Planet's spec has them
-    if refusal is not None:
-        return _json(400, refusal)
     stored = len(json.dumps(request.to_wire(), separators=(",", ":")).encode()) + len(request.name.encode())
     if stored > MAX_BODY_BYTES:
         raise BodyTooLarge(stored, "The order as stored (its compact JSON plus its name)")
     caller = tenant()
+    refusal = wiring.bundles_spec().refusal(request)  # item types and bundles, as Planet's spec has them
+    if refusal is not None:
+        return _json(400, refusal)
 
     def create() -> dict[str, Any]:
         return order_view(wiring.order_service().create(request, caller), base_url())

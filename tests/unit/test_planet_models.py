@@ -577,6 +577,14 @@ def test_planet_order_odd_hints_and_timestamps_do_not_fail_the_parse() -> None:
     assert order.created_on is None and order.last_modified is not None
 
 
+def test_planet_order_unreadable_result_entry_left_out_not_failing_the_order() -> None:
+    links = {"results": [{"name": "o/a.tif", "location": "u"}, {"location": "no name"}, None, "junk"]}
+
+    order = PlanetOrder.model_validate({"id": "o", "state": "running", "_links": links})
+
+    assert [r.name for r in order.results] == ["o/a.tif"]
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -698,6 +698,23 @@ class OrderLinks(_Upstream):
     self_url: str | None = Field(default=None, alias="_self")
     results: list[ResultLink] | None = None
 
+    @field_validator("results", mode="wrap")
+    @classmethod
+    def _readable_results(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> list[ResultLink] | None:
+        # An entry we cannot read (no name) is left out rather than making the whole order unreadable: the
+        # poller needs only the state, and landing checks every file against manifest.json, so a file whose
+        # link was left out fails the landing loudly instead of going missing.
+        if not isinstance(value, list):
+            result: list[ResultLink] | None = handler(value)
+            return result
+        kept = []
+        for entry in value:
+            try:
+                kept.append(ResultLink.model_validate(entry))
+            except ValidationError:
+                continue
+        return kept
+
 
 class PlanetOrder(_Upstream):
     """An order as ``GET /orders/v2/{id}`` (or create, cancel, list) returns it."""
