@@ -333,6 +333,9 @@ def create_order() -> Response[Any]:
     if stored > MAX_BODY_BYTES:
         raise BodyTooLarge(stored, "The order as stored (its compact JSON plus its name)")
     caller = tenant()
+    refusal = wiring.bundles_spec().refusal(request)  # item types and bundles, as Planet's spec has them
+    if refusal is not None:
+        return _json(400, refusal)
 
     def create() -> dict[str, Any]:
         return order_view(wiring.order_service().create(request, caller), base_url())
@@ -368,6 +371,16 @@ def cancel_order(order_id: str) -> Response[Any]:
     return _json(200, order_view(record, base_url()))
 
 
+_BULK_CANCEL_RESPONSES = _responses(
+    200, "What was cancelled and what was not", "BulkCancelResult", 400, *_AUTHORIZED, 413
+)
+_BULK_CANCEL_BODY = {
+    "requestBody": _json_body(
+        "BulkCancelRequest", "Which orders; `{}` or no body: all queued", required=False
+    ),
+}
+
+
 @app.post(
     f"{PREFIX}/bulk/orders/v2/cancel",
     summary="Cancel several orders",
@@ -375,14 +388,17 @@ def cancel_order(order_id: str) -> Response[Any]:
     "that cannot be cancelled are listed under `failed`.",
     operation_id="bulkCancelOrders",
     tags=["orders"],
-    responses=_responses(
-        200, "What was cancelled and what was not", "BulkCancelResult", 400, *_AUTHORIZED, 413
-    ),
-    openapi_extensions={
-        "requestBody": _json_body(
-            "BulkCancelRequest", "Which orders; `{}` or no body: all queued", required=False
-        )
-    },
+    responses=_BULK_CANCEL_RESPONSES,
+    openapi_extensions=_BULK_CANCEL_BODY,
+)
+@app.post(
+    f"{PREFIX}/orders/v2/cancel",
+    summary="Cancel several orders (alias)",
+    description="The same as `POST /bulk/orders/v2/cancel`, at the path the seed document's prose names.",
+    operation_id="bulkCancelOrdersAlias",
+    tags=["orders"],
+    responses=_BULK_CANCEL_RESPONSES,
+    openapi_extensions=_BULK_CANCEL_BODY,
 )
 def bulk_cancel() -> Response[Any]:
     payload, _body = _request_json(when_empty="{}")

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from order_core.adapters.planet_client import PlanetClient
     from order_core.adapters.storage import ResultsStore
     from order_core.services.auth import ApiKeyService
+    from order_core.services.bundles import BundlesSpecSource
     from order_core.services.finalize import FinalizeService
     from order_core.services.landing import LandingService
     from order_core.services.links import DownloadLinks
@@ -71,6 +72,19 @@ def order_service() -> OrderService:
 
 
 @lru_cache(maxsize=1)
+def bundles_spec() -> BundlesSpecSource:
+    from order_core.services.bundles import BundlesSpecSource
+
+    settings = get_settings()
+    timeout = (settings.bundles_spec_timeout_seconds, settings.bundles_spec_timeout_seconds)
+    return BundlesSpecSource(
+        lambda: planet_client().get_bundles_spec(timeout=timeout),
+        ttl_seconds=settings.bundles_spec_ttl_seconds,
+        retry_seconds=settings.bundles_spec_retry_seconds,
+    )
+
+
+@lru_cache(maxsize=1)
 def download_links() -> DownloadLinks:
     from order_core.adapters.secrets import get_secret
     from order_core.services.links import DownloadLinks
@@ -116,7 +130,11 @@ def poll_service() -> PollService:
         settings.poll_first_wait_seconds, settings.poll_max_wait_seconds, settings.poll_deadline_seconds
     )
     return PollService(
-        orders_repo(), planet_client(), policy, timedelta(seconds=settings.poll_deadline_seconds)
+        orders_repo(),
+        planet_client(),
+        policy,
+        timedelta(seconds=settings.poll_deadline_seconds),
+        max_unusable=settings.poll_max_unusable_responses,
     )
 
 
@@ -166,6 +184,7 @@ def reset() -> None:
         orders_repo,
         planet_client,
         order_service,
+        bundles_spec,
         download_links,
         results_store,
         intake_queue,

@@ -292,3 +292,111 @@ def test_api_list_invalid_query_answers_400_naming_the_parameter(
 
     assert status == 400
     assert_planet_400(body, field, "")
+
+
+# --- POST /orders/v2: item types and bundles, as Planet's bundles spec has them ----------------------------
+
+
+@pytest.fixture
+def planet_unreachable(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Planet cannot be reached (connection refused): the API checks against the fallback table."""
+    from order_core import wiring
+
+    monkeypatch.setenv("PLANET_API_URL", "http://127.0.0.1:9/compute/ops")
+    wiring.reset()
+    yield
+    wiring.reset()
+
+
+def drain_intake(stack: AwsStack) -> int:
+    sqs, url = boto3.client("sqs"), stack.ref("IntakeQueue")
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    for message in messages:
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return len(messages)
+
+
+@pytest.mark.parametrize(
+    ("bundle", "says"),
+    [
+        ("analytic", "product bundle 'analytic' is not available for item type PSScene"),
+        (
+            "analytic_udm2,pansharpened",
+            "fallback bundle 'pansharpened' is not available for item type PSScene",
+        ),
+    ],
+)
+def test_api_create_bundle_planet_does_not_offer_for_the_item_type_answers_400_naming_it(
+    aws_stack: AwsStack, planet_unreachable: None, bundle: str, says: str
+) -> None:
+    order = VALID | {"products": [VALID["products"][0] | {"product_bundle": bundle}]}
+
+    status, body = create(aws_stack, order)
+
+    assert status == 400
+    assert_planet_400(body, "products.0.product_bundle", says)
+    assert intake_is_empty(aws_stack)
+
+
+def test_api_create_names_the_fallback_table_does_not_know_are_left_to_planet(
+    aws_stack: AwsStack, planet_unreachable: None
+) -> None:
+    order = VALID | {
+        "products": [{"item_ids": ["x"], "item_type": "PelicanScene2", "product_bundle": "visual"}]
+    }
+
+    status, body = create(aws_stack, order)
+
+    assert (status, body["state"]) == (202, "queued")
+    assert drain_intake(aws_stack) == 1
+
+
+def test_api_create_shapes_planet_documents_answer_202(aws_stack: AwsStack, planet_unreachable: None) -> None:
+    antimeridian = [[[179.9, -16.1], [181.76, -16.1], [181.76, -15.8], [179.9, -15.8], [179.9, -16.1]]]
+    orders = [
+        VALID | {"tools": [{"clip": {"aoi": {"type": "Polygon", "coordinates": antimeridian}}}]},
+        VALID | {"tools": [{"clip": {"aoi": {"type": "ref", "content": "pl:features/my/fields/f-1"}}}]},
+        VALID
+        | {
+            "delivery": {
+                "s3_compatible": {
+                    "endpoint": "https://s3.example.net",
+                    "bucket": "b",
+                    "region": "r",
+                    "access_key_id": "ak",
+                    "secret_access_key": "sk",
+                }
+            }
+        },
+    ]
+
+    statuses = [create(aws_stack, order)[0] for order in orders]
+
+    assert statuses == [202, 202, 202]
+    assert drain_intake(aws_stack) == 3
+
+
+# --- POST /orders/v2/cancel: bulk cancel at the path the seed document's prose names -----------------------
+
+
+def test_api_bulk_cancel_alias_path_validates_like_bulk_cancel(aws_stack: AwsStack) -> None:
+    status, body = call(
+        aws_stack, "POST", "/compute/ops/orders/v2/cancel", body=json.dumps({"order_ids": []})
+    )
+
+    assert status == 400
+    assert_planet_400(body, "order_ids", "non-empty list")
+
+
+def test_api_bulk_cancel_alias_path_answers_planets_bulk_result(aws_stack: AwsStack) -> None:
+    unknown = "3f1d1c3e-6a34-4d6e-9f5b-0d3c8f1f2a10"
+
+    status, body = call(
+        aws_stack, "POST", "/compute/ops/orders/v2/cancel", body=json.dumps({"order_ids": [unknown]})
+    )
+
+    assert status == 200
+    assert body["result"]["succeeded"] == {"count": 0}
+    assert body["result"]["failed"]["failures"] == [
+        {"order_id": unknown, "message": f"No such order ID: {unknown}."}
+    ]
