@@ -463,8 +463,8 @@ def _bulk_order_ids(given: list[str]) -> list[str]:
 @app.get(
     f"{PREFIX}/stats/orders/v2",
     summary="Count active orders",
-    description="Queued and running orders of the caller's tenant (`user`) and of all tenants "
-    "(`organization`).",
+    description="Queued and running orders of the caller's tenant, as both `user` and `organization` "
+    "(a tenant is the organisation; no tenant sees another's counts).",
     operation_id="getOrderStats",
     tags=["orders"],
     responses=_responses(200, "The counts", "OrderStats", *_AUTHORIZED),
