@@ -75,7 +75,7 @@ def _wait(timeout: float) -> int:
 
 
 def _configure_logging(default_level: str) -> None:
-    from order_core.observability import MaskingFormatter
+    from order_core.log_masking import MaskingFormatter
 
     # Everything that logs through the root logger (the HTTP front, moto, werkzeug, the fake Planet, the
     # in-process Lambda runtime) is masked like the functions' own Powertools logs: no download token,

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-from order_core.observability import mask_secrets
+from order_core.log_masking import mask_secrets
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 def planet_api_key(settings: Settings) -> str:
-    from order_core.observability import hide_in_logs
+    from order_core.log_masking import hide_in_logs
 
     if settings.planet_api_key:
         key = settings.planet_api_key
@@ -78,7 +78,7 @@ def order_service() -> OrderService:
 @lru_cache(maxsize=1)
 def download_links() -> DownloadLinks:
     from order_core.adapters.secrets import get_secret
-    from order_core.observability import hide_in_logs
+    from order_core.log_masking import hide_in_logs
     from order_core.services.links import DownloadLinks
 
     settings = get_settings()

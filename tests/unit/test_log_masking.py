@@ -9,7 +9,8 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from order_core.observability import MaskingFormatter, hide_in_logs, logger, mask_secrets
+from order_core.log_masking import MaskingFormatter, hide_in_logs, mask_secrets
+from order_core.observability import logger
 
 TOKEN = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJvcmRlciJ9.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"
 PRESIGNED = (
