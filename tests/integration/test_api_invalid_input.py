@@ -511,3 +511,28 @@ def test_api_create_fuzzed_strings_answer_202_or_400_naming_the_field(aws_stack:
         while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
             for message in messages:
                 sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        pytest.param(f"api-key pgw_{LONE_SURROGATE}", id="lone-surrogate"),
+        pytest.param("api-key pgw_\x00", id="nul"),
+        pytest.param("Basic " + base64.b64encode(b"\xff\xfe:").decode(), id="basic-not-utf-8"),
+        pytest.param("Basic %%%", id="basic-not-base64"),
+        pytest.param("api-key " + "k" * 20_000, id="20000-characters"),
+    ],
+)
+def test_authorizer_hostile_authorization_header_is_unauthorized(
+    aws_stack: AwsStack, authorization: str
+) -> None:
+    event = {
+        "type": "REQUEST",
+        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abc123/v1/GET/compute/ops/orders/v2",
+        "headers": {"Authorization": authorization},
+    }
+
+    result = aws_stack.invoke_raw("AuthorizerFunction", event)
+
+    assert result.errored
+    assert json.loads(result.payload)["errorMessage"] == "Unauthorized"  # API Gateway's 401, not a 500
