@@ -27,11 +27,16 @@ if TYPE_CHECKING:
 
 
 def planet_api_key(settings: Settings) -> str:
-    if settings.planet_api_key:
-        return settings.planet_api_key
-    from order_core.adapters.secrets import get_secret
+    from order_core.log_masking import hide_in_logs
 
-    return get_secret(settings.planet_api_key_secret_id)
+    if settings.planet_api_key:
+        key = settings.planet_api_key
+    else:
+        from order_core.adapters.secrets import get_secret
+
+        key = get_secret(settings.planet_api_key_secret_id)
+    hide_in_logs(key)
+    return key
 
 
 @lru_cache(maxsize=1)
@@ -87,10 +92,13 @@ def bundles_spec() -> BundlesSpecSource:
 @lru_cache(maxsize=1)
 def download_links() -> DownloadLinks:
     from order_core.adapters.secrets import get_secret
+    from order_core.log_masking import hide_in_logs
     from order_core.services.links import DownloadLinks
 
     settings = get_settings()
-    return DownloadLinks(get_secret(settings.download_token_secret_id), settings.download_token_ttl_seconds)
+    signing_key = get_secret(settings.download_token_secret_id)
+    hide_in_logs(signing_key)
+    return DownloadLinks(signing_key, settings.download_token_ttl_seconds)
 
 
 @lru_cache(maxsize=1)

@@ -171,15 +171,16 @@ class OrderService:
         }
 
     def stats(self, tenant: str) -> dict[str, Any]:
-        """Queued and running orders of the caller's tenant (user) and of everyone (organization)."""
+        """Queued and running orders of the caller's tenant, as both ``user`` and ``organization``.
 
-        def counts(scope: str | None) -> dict[str, int]:
-            return {
-                "queued_orders": self._repo.count_active("queued", scope),
-                "running_orders": self._repo.count_active("running", scope),
-            }
-
-        return {"organization": counts(None), "user": counts(tenant)}
+        A tenant is the organisation as its clients see it: counting every tenant's orders would tell each
+        one how busy the others are (docs/decisions.md, "Stats are the tenant's own").
+        """
+        counts = {
+            "queued_orders": self._repo.count_active("queued", tenant),
+            "running_orders": self._repo.count_active("running", tenant),
+        }
+        return {"organization": counts, "user": dict(counts)}
 
 
 def _as_cancelled(record: OrderRecord) -> OrderRecord:
@@ -205,7 +206,11 @@ def redact(value: Any) -> Any:
 def order_view(
     record: OrderRecord, base_url: str, links: DownloadLinks | None = None, *, with_results: bool = True
 ) -> dict[str, Any]:
-    """The order as Planet's API shows it, with result locations pointing at the landed copies."""
+    """The order as Planet's API shows it, with result locations pointing at the landed copies.
+
+    Every answer that shows an order (create, its idempotent replay, get, list, cancel) is built here, and
+    the whole view goes through ``redact``, so whatever ``redact`` hides is hidden from each of them.
+    """
     view: dict[str, Any] = {
         "_links": {"_self": f"{base_url}/orders/v2/{record.order_id}"},
         "id": record.order_id,
@@ -216,7 +221,7 @@ def order_view(
         "created_on": planet_time(record.created_on),
         "last_modified": planet_time(record.last_modified),
     }
-    for field, value in redact(record.request).items():
+    for field, value in record.request.items():
         if field != "name":
             view.setdefault(field, value)
     view.setdefault("source_type", record.source_type)
@@ -236,4 +241,4 @@ def order_view(
                 }
             )
         view["_links"]["results"] = results
-    return view
+    return redact(view)
