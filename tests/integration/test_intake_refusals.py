@@ -225,11 +225,11 @@ def test_submit_refusal_is_logged_and_counted_without_the_bodys_secrets(
 
     send(aws_stack, json.dumps(s3_order()), tenant=f"default/{uuid.uuid4()}")
     log = io.StringIO()
-    previous = logger.registered_handler.setStream(log)  # type: ignore[attr-defined]
+    previous = logger.registered_handler.setStream(log)
     try:
         aws_stack.invoke("SubmitFunction", intake_event(aws_stack))
     finally:
-        logger.registered_handler.setStream(previous)  # type: ignore[attr-defined]
+        logger.registered_handler.setStream(previous)
 
     out = capsys.readouterr().out  # EMF metrics are printed to stdout
     lines = [json.loads(line) for line in (log.getvalue() + out).splitlines() if line.startswith("{")]
