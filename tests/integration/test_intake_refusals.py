@@ -292,3 +292,16 @@ def test_api_order_credentials_leave_dynamodb_once_submitted_and_key_ids_never_s
         assert AWS_KEY_ID not in json.dumps(view) and AWS_SECRET not in json.dumps(view)
     (upstream,) = aws_stack.planet_orders()
     assert upstream["request"]["delivery"]["amazon_s3"]["aws_access_key_id"] == AWS_KEY_ID
+
+
+def test_submit_sample_event_with_a_tenant_naming_another_orders_folder_is_refused(
+    aws_stack: AwsStack,
+) -> None:
+    event = load_event("sqs_intake_hostile_tenant.json")
+
+    assert aws_stack.invoke("SubmitFunction", event) == {"batchItemFailures": []}
+
+    (refused,) = dead_letters(aws_stack)
+    assert attributes_of(refused)["tenant"].startswith("default/")
+    assert attributes_of(refused)["refusal_reason"].startswith("invalid tenant")
+    assert_nothing_written(aws_stack)
