@@ -252,13 +252,7 @@ class SubmitService:
         try:
             self._dead_letters.send_refused(
                 message.body,
-                {
-                    name: (
-                        a.data_type,
-                        a.string_value if a.string_value is not None else a.binary_value or b"",
-                    )
-                    for name, a in message.attributes.items()
-                },
+                {name: (a.data_type, a.value) for name, a in message.attributes.items()},
                 refusal.reason,
             )
         except Exception:
