@@ -30,6 +30,8 @@ class Settings(BaseModel):
     api_keys_table: str = "api-keys"
     idempotency_table: str = "idempotency"
     intake_queue_url: str = ""
+    #: Where SubmitFunction puts intake messages it refuses, each with a ``refusal_reason`` attribute.
+    intake_dead_letter_queue_url: str = ""
     workflow_arn: str = ""
     results_bucket: str = ""
     results_prefix: str = "orders"

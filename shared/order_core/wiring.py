@@ -117,7 +117,7 @@ def intake_queue() -> IntakeQueue:
 
 @lru_cache(maxsize=1)
 def submit_service() -> SubmitService:
-    from order_core.adapters.messaging import OrderWorkflow
+    from order_core.adapters.messaging import IntakeDeadLetters, OrderWorkflow
     from order_core.services.submit import SubmitService
 
     settings = get_settings()
@@ -125,6 +125,7 @@ def submit_service() -> SubmitService:
         orders_repo(),
         planet_client(),
         OrderWorkflow(settings.workflow_arn),
+        dead_letters=IntakeDeadLetters(settings.intake_dead_letter_queue_url),
         max_attempts=settings.submit_max_attempts,
     )
 

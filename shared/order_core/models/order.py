@@ -62,6 +62,8 @@ class OrderRecord(BaseModel):
     rejected: bool = False
     #: Cancelled by the client before it reached Planet: never submitted, ends ``cancelled``.
     cancel_requested: bool = False
+    #: SHA-256 of an SQS producer's message body: the same ``idempotency_key`` with another body is refused.
+    intake_sha256: str | None = None
 
     upstream_order_id: str | None = None
     upstream_state: str | None = None

@@ -114,11 +114,12 @@ class OrderService:
             raise NotCancellable
         if record.phase in (Phase.ACCEPTED, Phase.SUBMITTING):
             # Never submitted (or a POST is in flight: the submitter cancels upstream right after it).
-            updated = self._repo.update(
-                order_id,
-                {"cancel_requested": True, "last_modified": utcnow()},
-                only_in_phases=(Phase.ACCEPTED, Phase.SUBMITTING),
-            )
+            # Never POSTed again once flagged (the submitter's claim requires the flag unset): the delivery
+            # credentials go with the flag (an in-flight POST already holds its copy).
+            changes: dict[str, Any] = {"cancel_requested": True, "last_modified": utcnow()}
+            if (stripped := without_credentials(record.request)) is not None:
+                changes["request"] = stripped
+            updated = self._repo.update(order_id, changes, only_in_phases=(Phase.ACCEPTED, Phase.SUBMITTING))
             if updated is not None:
                 if updated.phase == Phase.ACCEPTED and self._workflow is not None:
                     self._workflow.start(WorkflowInput(order_id=order_id, tenant=tenant, submitted=False))
@@ -187,9 +188,33 @@ def _as_cancelled(record: OrderRecord) -> OrderRecord:
     return record.model_copy(update={"state": OrderState.cancelled, "last_message": "Cancel success"})
 
 
-#: Delivery credentials are forwarded to Planet but never shown again: not in responses, logs or events.
+#: Delivery credentials, key ids included: forwarded to Planet but never shown again (not in responses, logs
+#: or events), and dropped from the stored request once Planet has the order (``without_credentials``). The
+#: names of every delivery model's credential fields (models/planet.py), plus those other clouds' credential
+#: documents use, so a field Planet adds later is caught if it is named like them.
 SECRET_FIELDS = frozenset(
-    {"credentials", "aws_secret_access_key", "secret_access_key", "sas_token", "customer_secret_key"}
+    {
+        # Amazon S3, S3-compatible, Oracle Cloud Storage
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "access_key_id",
+        "secret_access_key",
+        "session_token",
+        "customer_access_key_id",
+        "customer_secret_key",
+        # Azure Blob Storage
+        "sas_token",
+        "account_key",
+        "connection_string",
+        # Google Cloud Storage / Earth Engine (a base64 service-account JSON, or its fields)
+        "credentials",
+        "private_key",
+        "private_key_id",
+        "client_secret",
+        "refresh_token",
+        "password",
+    }
 )
 REDACTED = "<redacted>"
 
@@ -201,6 +226,16 @@ def redact(value: Any) -> Any:
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
+
+
+def without_credentials(request: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored request with its credentials replaced by the placeholder; None if it holds none.
+
+    Used once the gateway will never send the request to Planet again (Planet has the order, or it was
+    rejected or cancelled before reaching Planet): the rest of the request stays as the client sent it.
+    """
+    redacted: dict[str, Any] = redact(request)
+    return None if redacted == request else redacted
 
 
 def order_view(
