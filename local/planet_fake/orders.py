@@ -154,8 +154,9 @@ def normalize_request(body: Any) -> dict[str, Any]:
     except ToolError as exc:
         raise OrderRequestError("Tools", str(exc)) from exc
 
+    # Only what was sent is echoed: a real create answer has no source_type or order_type when the request
+    # had none (planetlabs/notebooks planet_sdk_orders_demo.ipynb, 2025); the defaults apply regardless.
     request = {key: body[key] for key in _ECHOED_FIELDS if key in body}
-    request.update(source_type=source_type, order_type=order_type)
     tools = request.get("tools", [])
     if "hosting" in request and not any("file_format" in tool for tool in tools):
         # Hosted orders come back with Planet's own COG conversion appended to the toolchain.
@@ -249,7 +250,7 @@ class Order:
     def create(cls, api_key: str, body: Any, config: FakePlanetConfig, now: datetime) -> Order:
         """Raises OrderRequestError."""
         request = normalize_request(body)
-        source_type = request["source_type"]
+        source_type = request.get("source_type", "scenes")
         try:
             items = plan_items(source_type, request["products"], config.file_size)
         except ValueError as exc:
@@ -261,7 +262,7 @@ class Order:
         items = apply_tools(items, chain, config.file_size)
         if source_type == "scenes" and isinstance(request.get("metadata", {}).get("stac"), dict):
             items = add_stac(items, request["name"])
-        failing, final_state = _decide_failures(items, request["order_type"], config.outcome)
+        failing, final_state = _decide_failures(items, request.get("order_type", "full"), config.outcome)
         if final_state == "failed":
             # Order-level outputs (composite, catalog, single archive) exist only if the order delivers.
             failing |= {item.item_id for item in items if item.order_level}
@@ -288,7 +289,7 @@ class Order:
 
     @property
     def source_type(self) -> str:
-        return str(self.request["source_type"])
+        return str(self.request.get("source_type", "scenes"))
 
     @property
     def has_hosting(self) -> bool:
