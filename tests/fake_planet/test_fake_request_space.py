@@ -10,7 +10,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import requests
 from planet import specs
@@ -364,21 +363,12 @@ def test_basemaps_merge_delivers_one_raster_per_mosaic(api: PlanetApi) -> None:
     assert _paths(order) == {"global_monthly_2022_01_mosaic/global_monthly_2022_01_mosaic_merged.tif"}
 
 
-def test_bundles_spec_is_served_in_the_spec_shape_the_sdk_reads(
-    fake: FakePlanetServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real_get = httpx.get
-    # The SDK fetches the hard-coded api.planet.com URL; send it to the fake instead.
-    monkeypatch.setattr(
-        specs.httpx, "get", lambda url, **kw: real_get(url.replace("https://api.planet.com", fake.url), **kw)
-    )
-    monkeypatch.setattr(specs, "PRODUCT_BUNDLES", specs._LazyBundlesLoader())
-
+@pytest.mark.usefixtures("sdk_spec_from_fake")
+def test_bundles_spec_is_served_in_the_spec_shape_the_sdk_reads(fake: FakePlanetServer) -> None:
     assert specs.validate_bundle("PSScene", "ANALYTIC_SR_UDM2") == "analytic_sr_udm2"
     assert "visual" in specs.get_product_bundles("SkySatCollect")
     assert "ortho_udm2" in specs.get_supported_assets("PSScene")
     with pytest.raises(specs.SpecificationException):
         specs.validate_bundle("PSScene", "analytic")
-    assert requests.get(fake.base_url + "/bundles/spec", timeout=10).json()["bundles"]["visual"]["assets"][
-        "PSScene"
-    ] == ["ortho_visual"]
+    spec = requests.get(fake.base_url + "/bundles/spec", timeout=10).json()
+    assert spec["bundles"]["visual"]["assets"]["PSScene"] == ["ortho_visual"]
