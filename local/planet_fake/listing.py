@@ -1,5 +1,9 @@
-"""GET /orders/v2: which orders a key may see (its own, or everyone's with `user_id=all`), rendered as
-they stand at request time, then filtered, sorted and paged by `list_semantics`.
+"""GET /orders/v2: the fake's glue around `order_core.services.listing`.
+
+Filters, sorting and keyset paging are Planet's list semantics, implemented once in
+`order_core.services.listing` and shared with the gateway's own list endpoint. What is left here is the
+fake's part: which orders a key may see (its own, or everyone's with `user_id=all`) and rendering its
+in-memory orders, as they stand at request time, as the Planet-shaped documents the shared code lists.
 """
 
 from __future__ import annotations
@@ -8,7 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from .list_semantics import ListQueryError, page, parse_query
+from order_core.services.listing import ListQueryError, page, parse_query
+
 from .orders import Order
 from .store import FakePlanetStore
 
