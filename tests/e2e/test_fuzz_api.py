@@ -173,6 +173,7 @@ def test_fuzz_covers_every_operation_of_the_document() -> None:
         "getOrder",
         "cancelOrder",
         "bulkCancelOrders",
+        "bulkCancelOrdersAlias",
         "getOrderStats",
         "downloadResult",
     }
