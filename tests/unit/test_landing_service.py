@@ -151,7 +151,20 @@ class Rig:
         return self.service().land(ORDER, seconds_left)
 
     def landed_paths(self) -> set[str]:
-        return {k.removeprefix(BASE + "/") for k in self.bucket.bodies if k.startswith(BASE + "/")}
+        """What landed in the order's folder, the STAC catalog aside (``stac_documents``)."""
+        return {
+            path
+            for path in (k.removeprefix(BASE + "/") for k in self.bucket.bodies if k.startswith(BASE + "/"))
+            if path != "catalog.json" and not path.startswith("stac/")
+        }
+
+    def stac_documents(self) -> dict[str, Any]:
+        """The order's STAC catalog and Items, by path in its folder."""
+        return {
+            path: json.loads(self.bucket.bodies[f"{BASE}/{path}"])
+            for path in (k.removeprefix(BASE + "/") for k in self.bucket.bodies if k.startswith(BASE + "/"))
+            if path == "catalog.json" or path.startswith("stac/")
+        }
 
     def fetches(self, path: str) -> int:
         return sum(1 for r in self.planet_files.requests if r.path == path)

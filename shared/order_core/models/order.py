@@ -70,6 +70,8 @@ class OrderRecord(BaseModel):
     submitted_at: datetime | None = None
 
     results: list[LandedFile] = Field(default_factory=list)
+    #: Paths (as in ``results``) of delivered files still landing: the order's GET lists them as pending.
+    pending_results: list[str] = Field(default_factory=list)
     landed_bytes: int = 0
     delivery_key: str | None = None
     event_published_at: datetime | None = None
