@@ -14,6 +14,7 @@ import hashlib
 import json
 import threading
 import zipfile
+import zlib
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -81,7 +82,7 @@ def verify_archive(
             infos = [info for info in archive.infolist() if not info.is_dir()]
             listed = _inner_manifest(archive, name)
             members = [_check_member(archive, info, listed.get(info.filename), name, stop) for info in infos]
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # a bad CRC, a bad header, damaged data
         raise ResultVerificationFailed(f"{name} is not a valid zip archive: {exc}") from exc
     except (NotImplementedError, RuntimeError) as exc:  # an unsupported compression or an encrypted member
         raise ResultVerificationFailed(f"{name} cannot be read: {exc}") from exc
