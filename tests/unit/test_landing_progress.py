@@ -25,7 +25,9 @@ API = "https://gateway.example.com/v1"
 
 
 def view(record: OrderRecord) -> dict[str, Any]:
-    return order_view(record, API, DownloadLinks("a-signing-key-of-at-least-32-bytes!!") if record.results else None)
+    return order_view(
+        record, API, DownloadLinks("a-signing-key-of-at-least-32-bytes!!") if record.results else None
+    )
 
 
 def deliveries(record: OrderRecord) -> dict[str, str]:
@@ -35,9 +37,8 @@ def deliveries(record: OrderRecord) -> dict[str, str]:
 def test_order_lists_landed_files_and_the_rest_as_pending_while_it_is_still_running() -> None:
     files = some_files(8)
     rig = Rig(files, file_workers=1)
-    calls = iter(range(1000))
 
-    progress = rig.land(seconds_left=lambda: 60.0 if next(calls) < 3 else 0.0)
+    progress = rig.land(seconds_left=rig.out_of_time_after(2))
 
     assert not progress.complete
     record = rig.repo.record
