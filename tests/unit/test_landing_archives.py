@@ -267,3 +267,25 @@ def test_failed_order_does_not_report_an_archive_whose_members_were_not_verified
     assert f"{BASE}/broken.zip" in rig.bucket.bodies  # it is there, unverified, and not listed
     assert all(isinstance(item, LandedFile) for item in rig.repo.record.results)
     assert ORDER in rig.repo.record.order_id
+
+
+def test_failed_order_reports_a_verified_archive_the_manifest_gave_no_digests_for() -> None:
+    # Landed in parts without digests in its object metadata: its report is what vouches for it.
+    archive = planet_zip()
+    assert len(archive) > 64 * KIB  # more than one part
+    manifest = json.loads(top_manifest(archive, with_digests=False))
+    other = content(10 * KIB, seed=3)
+    md5, sha256 = digests(other)
+    manifest["files"].append(
+        {"path": "other.tif", "size": len(other), "digests": {"md5": md5, "sha256": sha256}}
+    )
+    # One file at a time, the archive first: it is verified before the other file fails the order.
+    rig = Rig({ARCHIVE: archive, "other.tif": other}, manifest=json.dumps(manifest).encode(), file_workers=1)
+    rig.planet_files.faults.append(Fault("corrupt", "other.tif", times=99))
+
+    with pytest.raises(ResultVerificationFailed, match=r"other\.tif"):
+        rig.land()
+
+    reported = {item.path: item for item in rig.repo.record.results}
+    assert set(reported) == {ARCHIVE}
+    assert (reported[ARCHIVE].md5, reported[ARCHIVE].sha256) == digests(archive)

@@ -17,6 +17,7 @@ from test_landing_service import (  # noqa: F401 - the fixture applies here
     ORDER,
     UPSTREAM,
     Rig,
+    finalize,
     no_sleeping,
     some_files,
 )
@@ -108,3 +109,17 @@ def test_order_view_without_pending_files_shows_landed_results_while_running() -
     )
 
     assert deliveries(record) == {"a.tif": "success"}
+
+
+def test_order_ending_while_files_were_pending_lists_none_as_pending() -> None:
+    # Landing killed (the task timed out) and the workflow finalizes the order as failed.
+    files = some_files(6)
+    rig = Rig(files, file_workers=1)
+    rig.land(seconds_left=rig.out_of_time_after(2))
+    assert rig.repo.record.pending_results
+
+    state, _event = finalize(rig, upstream_state="success", error={"Error": "States.Timeout", "Cause": ""})
+
+    record = rig.repo.record
+    assert state == OrderState.failed and record.pending_results == []
+    assert "pending" not in set(deliveries(record).values())

@@ -272,6 +272,7 @@ class LandingService:
         self, record: OrderRecord, upstream_order_id: str, seconds_left: Callable[[], float]
     ) -> LandingProgress:
         self.peak_buffer_bytes = 0
+        self._reports = {}
         upstream = self._planet.get_order(upstream_order_id)
         results = upstream.links.results or []
         delivered = [link for link in results if link.delivery in (None, "success")]
@@ -443,6 +444,17 @@ class LandingService:
         same_size = file.size in (UNKNOWN_SIZE, report.size)
         same_digests = (file.md5 or report.md5, file.sha256 or report.sha256) == (report.md5, report.sha256)
         return report if report.key == file.key and same_size and same_digests else None
+
+    def _verified_archive(self, record: OrderRecord, path: str, key: str, size: int) -> LandedFile | None:
+        """The archive at ``key`` as landed, if its report says its members verified (its digests may be
+        in the report alone: an archive the manifest gave none for has none in its object metadata)."""
+        probe = FileToLand(path, key, size, None, None, "application/zip", link_name="")
+        report = self.archive_report(record, probe)
+        if report is None:
+            return None
+        return LandedFile(
+            path=path, key=key, size=size, md5=report.md5, sha256=report.sha256, media_type="application/zip"
+        )
 
     def _land_archive(self, record: OrderRecord, transfer: Transfer, file: FileToLand) -> LandedFile | None:
         """Land a zip archive and verify its members; None if the stop event came first.
@@ -697,11 +709,13 @@ class LandingService:
             known = {item.key: item for item in current.results}
             results = []
             for key, size in sorted(self._store.sizes_under(base + "/").items()):
-                item = known.get(key)
-                if item is None or item.size != size:
-                    item = _landed_from_object(base, key, self._store.head(key))
-                if item is not None and is_archive(item.path) and self.archive_report(current, item) is None:
-                    continue  # an archive counts only once its members verified
+                path = key.removeprefix(base + "/")
+                if is_archive(path):
+                    item = self._verified_archive(current, path, key, size)  # only once its members verified
+                else:
+                    item = known.get(key)
+                    if item is None or item.size != size:
+                        item = _landed_from_object(base, key, self._store.head(key))
                 if item is not None:
                     results.append(item)
             self._repo.update(
