@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import math
+import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,7 @@ MAX_BODY_BYTES = 192 * 1024
 #: Planet's order JSON nests about 8 levels (tools → clip → aoi → MultiPolygon coordinates). Deeper bodies
 #: are refused before they reach code that recurses over them (pydantic, the redaction of order views).
 MAX_BODY_DEPTH = 32
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 # --- the contract, as the OpenAPI document shows it ---------------------------------------------------------
@@ -218,6 +220,32 @@ def _too_deep(payload: Any) -> str | None:
     return None
 
 
+def _not_unicode(payload: Any) -> str | None:
+    """The dotted path of the first key or string in ``payload`` that is not Unicode text, else None.
+
+    JSON may spell a lone UTF-16 surrogate (``"\\ud800"``), which Python reads into a str that has no
+    UTF-8 form: it could be neither stored nor sent to Planet.
+    """
+    stack: list[tuple[Any, str]] = [(payload, "")]
+    while stack:
+        value, path = stack.pop()
+        items: Any = (
+            value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        )
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return path
+        for key, item in items:
+            step = str(key).encode("utf-8", "backslashreplace").decode("utf-8")
+            child = f"{path}.{step}" if path else step
+            if isinstance(key, str) and step != key:
+                return child
+            stack.append((item, child))
+    return None
+
+
 def _request_json(when_empty: str) -> tuple[Any, bytes]:
     """The request body parsed as JSON, and its bytes. Raises BodyTooLarge or InvalidBody.
 
@@ -252,6 +280,10 @@ def _request_json(when_empty: str) -> tuple[Any, bytes]:
     too_deep = _too_deep(payload)
     if too_deep is not None:
         raise InvalidBody(_body_error(f"nests deeper than {MAX_BODY_DEPTH} levels", too_deep or None))
+    # Only a \uD800-\uDFFF escape can make a surrogate: the text itself was valid UTF-8.
+    if _SURROGATE_ESCAPE.search(decoded) and (where := _not_unicode(payload)) is not None:
+        message = "is not valid Unicode text: it holds a lone UTF-16 surrogate"
+        raise InvalidBody(_body_error(message if where else f"Request body {message}", where or None))
     return payload, data
 
 
@@ -333,6 +365,9 @@ def create_order() -> Response[Any]:
     if stored > MAX_BODY_BYTES:
         raise BodyTooLarge(stored, "The order as stored (its compact JSON plus its name)")
     caller = tenant()
+    refusal = wiring.bundles_spec().refusal(request)  # item types and bundles, as Planet's spec has them
+    if refusal is not None:
+        return _json(400, refusal)
 
     def create() -> dict[str, Any]:
         return order_view(wiring.order_service().create(request, caller), base_url())
@@ -368,6 +403,16 @@ def cancel_order(order_id: str) -> Response[Any]:
     return _json(200, order_view(record, base_url()))
 
 
+_BULK_CANCEL_RESPONSES = _responses(
+    200, "What was cancelled and what was not", "BulkCancelResult", 400, *_AUTHORIZED, 413
+)
+_BULK_CANCEL_BODY = {
+    "requestBody": _json_body(
+        "BulkCancelRequest", "Which orders; `{}` or no body: all queued", required=False
+    ),
+}
+
+
 @app.post(
     f"{PREFIX}/bulk/orders/v2/cancel",
     summary="Cancel several orders",
@@ -375,14 +420,17 @@ def cancel_order(order_id: str) -> Response[Any]:
     "that cannot be cancelled are listed under `failed`.",
     operation_id="bulkCancelOrders",
     tags=["orders"],
-    responses=_responses(
-        200, "What was cancelled and what was not", "BulkCancelResult", 400, *_AUTHORIZED, 413
-    ),
-    openapi_extensions={
-        "requestBody": _json_body(
-            "BulkCancelRequest", "Which orders; `{}` or no body: all queued", required=False
-        )
-    },
+    responses=_BULK_CANCEL_RESPONSES,
+    openapi_extensions=_BULK_CANCEL_BODY,
+)
+@app.post(
+    f"{PREFIX}/orders/v2/cancel",
+    summary="Cancel several orders (alias)",
+    description="The same as `POST /bulk/orders/v2/cancel`, at the path the seed document's prose names.",
+    operation_id="bulkCancelOrdersAlias",
+    tags=["orders"],
+    responses=_BULK_CANCEL_RESPONSES,
+    openapi_extensions=_BULK_CANCEL_BODY,
 )
 def bulk_cancel() -> Response[Any]:
     payload, _body = _request_json(when_empty="{}")
@@ -431,8 +479,8 @@ def _bulk_order_ids(given: list[str]) -> list[str]:
 @app.get(
     f"{PREFIX}/stats/orders/v2",
     summary="Count active orders",
-    description="Queued and running orders of the caller's tenant (`user`) and of all tenants "
-    "(`organization`).",
+    description="Queued and running orders of the caller's tenant, as both `user` and `organization` "
+    "(a tenant is the organisation; no tenant sees another's counts).",
     operation_id="getOrderStats",
     tags=["orders"],
     responses=_responses(200, "The counts", "OrderStats", *_AUTHORIZED),
@@ -506,6 +554,8 @@ def get_order(order_id: str) -> Response[Any]:
 )
 def download() -> Response[Any]:
     token = app.current_event.get_query_string_value("token", "") or ""
+    if not token.isascii():  # a token is ASCII; PyJWT would fail to encode a lone surrogate (a 500)
+        raise InvalidDownloadToken("invalid download token")
     claims = wiring.download_links().verify(token)
     url = wiring.results_store().presigned_get(claims.key, expires_in=300, filename=claims.filename)
     return Response(status_code=302, headers={"Location": url}, body="")

@@ -29,7 +29,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     try:
         tenant = wiring.api_key_service().tenant_for(headers.get("authorization"))
-    except Unauthorized as exc:
-        logger.info("request refused", extra={"reason": str(exc)})
+    except (Unauthorized, UnicodeError) as exc:  # UnicodeError: a key with no UTF-8 form is no key of ours
+        logger.info(
+            "request refused", extra={"reason": str(exc) if isinstance(exc, Unauthorized) else "not text"}
+        )
         raise Exception("Unauthorized") from None  # the exact text API Gateway turns into a 401
     return _policy(event, tenant)

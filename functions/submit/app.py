@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -10,24 +12,31 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from order_core import wiring
 from order_core.observability import logger, metrics, tracer
-from order_core.services.submit import IntakeMessage, RetryLater
+from order_core.services.submit import IntakeMessage, MessageAttribute, RetryLater
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def _attribute(record: SQSRecord, name: str) -> str | None:
-    # Not .get(): the data class only wraps values read with [], .get returns the raw dict.
-    attribute = record.message_attributes[name] if name in record.message_attributes else None  # noqa: SIM401
-    return attribute.string_value if attribute is not None else None
+def _attributes(record: SQSRecord) -> dict[str, MessageAttribute]:
+    """The message's attributes as the producer sent them (Lambda delivers binary values base64-encoded)."""
+    attributes: dict[str, MessageAttribute] = {}
+    for name, raw in (record.raw_event.get("messageAttributes") or {}).items():
+        binary = raw.get("binaryValue")
+        try:
+            binary_value = base64.b64decode(binary) if binary is not None else None
+        except (binascii.Error, ValueError):
+            binary_value = None
+        attributes[name] = MessageAttribute(
+            data_type=raw.get("dataType") or "String",
+            string_value=raw.get("stringValue"),
+            binary_value=binary_value,
+        )
+    return attributes
 
 
 def record_handler(record: SQSRecord) -> None:
     message = IntakeMessage(
-        message_id=record.message_id,
-        body=record.body,
-        message_type=_attribute(record, "message_type"),
-        tenant=_attribute(record, "tenant"),
-        idempotency_key=_attribute(record, "idempotency_key"),
+        message_id=record.message_id, body=record.body or "", attributes=_attributes(record)
     )
     try:
         wiring.submit_service().process(message)

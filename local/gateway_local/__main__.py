@@ -75,11 +75,15 @@ def _wait(timeout: float) -> int:
 
 
 def _configure_logging(default_level: str) -> None:
-    logging.basicConfig(
-        level=os.environ.get("LOCAL_LOG_LEVEL", default_level).upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
-    )
+    from order_core.log_masking import MaskingFormatter
+
+    # Everything that logs through the root logger (the HTTP front, moto, werkzeug, the fake Planet, the
+    # in-process Lambda runtime) is masked like the functions' own Powertools logs: no download token,
+    # signed URL or key reaches the local log.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)-5s %(name)s: %(message)s"))
+    level = os.environ.get("LOCAL_LOG_LEVEL", default_level).upper()
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     # werkzeug would log every request to moto, and botocore announces where it found credentials each
     # time a handler creates a client.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -139,7 +143,8 @@ def _banner(outputs: dict[str, Any], state_dir: os.PathLike[str]) -> str:
         "Planet Orders gateway, local stack",
         f"  API            {outputs['api_url']}   key {outputs['api_key']} (tenant {outputs['tenant']})",
         f"  AWS endpoint   {outputs['aws_endpoint']}   (moto, region {outputs['region']})",
-        f"  fake Planet    {outputs['planet_url']}   (upstream key {outputs['planet_api_key']})",
+        # The upstream key is never printed (it may be a real Planet key); outputs.json has it.
+        f"  fake Planet    {outputs['planet_url']}   (upstream key in outputs.json)",
     ]
     for label, resource_type in _BANNER_RESOURCES:
         lines += [f"  {label:<14} {rid}: {attrs['Ref']}" for rid, attrs in named(resource_type)]

@@ -4,7 +4,9 @@ Each request becomes the v1 proxy event API Gateway would send to the function w
 ``Type: Api`` match it, and the function's proxy response becomes the HTTP response. What API Gateway does
 on its own is reproduced because clients notice it: 403 ``Missing Authentication Token`` for an unknown
 route, 502 ``Internal server error`` when the function fails, one trailing slash ignored when matching,
-request bodies base64-encoded when their Content-Type matches the API's ``BinaryMediaTypes``.
+request bodies base64-encoded when their Content-Type matches the API's ``BinaryMediaTypes``, 413 for a
+payload over API Gateway's 10 MB. A client that stops sending (headers or body) is dropped after
+``read_timeout`` seconds, with a 408 if its headers had arrived, so it holds no thread for long.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+from order_core.log_masking import mask_secrets
 from werkzeug.datastructures import Headers
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
@@ -35,6 +39,10 @@ log = logging.getLogger(__name__)
 
 _MISSING_TOKEN = {"message": "Missing Authentication Token"}
 _INTERNAL_ERROR = {"message": "Internal server error"}
+#: API Gateway's limit on a request payload; larger bodies never reach a function.
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+#: Seconds the front waits for a client's next bytes before it drops the connection.
+READ_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,7 @@ class ApiFront:
         host: str = "127.0.0.1",
         port: int = 0,
         docs: ApiDocs | None = None,
+        read_timeout: float = READ_TIMEOUT_SECONDS,
     ):
         # Most specific first, so /orders/v2/stats-like literals win over /orders/v2/{order_id}.
         self._routes = sorted(routes, key=lambda route: -route.literal_segments)
@@ -104,8 +113,10 @@ class ApiFront:
         # API Gateway caches an authorizer's answer per identity value for ReauthorizeEvery seconds.
         self._auth_cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         self._auth_lock = threading.Lock()
+        # socketserver applies a handler's `timeout` to every read and write of its connection.
+        handler = type("TimedRequestHandler", (_QuietRequestHandler,), {"timeout": read_timeout})
         self._server: BaseWSGIServer = make_server(
-            host, port, self._wsgi, threaded=True, request_handler=_QuietRequestHandler
+            host, port, self._wsgi, threaded=True, request_handler=handler
         )
         self._thread: threading.Thread | None = None
 
@@ -127,12 +138,20 @@ class ApiFront:
 
     def _wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
+        request.max_content_length = MAX_PAYLOAD_BYTES
         started = time.monotonic()
-        response = self._handle(request)
+        try:
+            response = self._handle(request)
+        except ClientDisconnected:  # the body stopped (read timeout) or the client went away
+            response = _json_response(408, {"message": "Request Timeout"}, str(uuid.uuid4()))
+            response.headers["Connection"] = "close"
+        except RequestEntityTooLarge:
+            response = _json_response(413, {"message": "Request Too Long"}, str(uuid.uuid4()))
+            response.headers["Connection"] = "close"
         log.info(
             "%s %s -> %d (%.0f ms)",
             request.method,
-            request.full_path.rstrip("?"),
+            mask_secrets(request.full_path.rstrip("?")),  # a download link's token is a credential
             response.status_code,
             (time.monotonic() - started) * 1000,
         )

@@ -187,7 +187,9 @@ class ActiveOrders(BaseModel):
 
 
 class OrderStats(BaseModel):
-    organization: ActiveOrders = Field(description="Every tenant's orders")
+    organization: ActiveOrders = Field(
+        description="The caller's tenant's orders (a tenant is the organisation)"
+    )
     user: ActiveOrders = Field(description="The caller's tenant's orders")
 
 

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from . import catalog
 from .config import FakePlanetConfig
 from .content import iter_generated, iter_inline
 from .faults import FaultMiddleware, FaultRule
@@ -26,6 +27,7 @@ from .store import NOT_CANCELLABLE, CancelOutcome, FakePlanetStore, no_such_orde
 from .timefmt import format_time, utcnow_ms
 from .tokens import (
     LinkError,
+    StorageUrlExpired,
     check_storage_signature,
     issue_download_token,
     read_download_token,
@@ -182,6 +184,10 @@ def order_stats() -> ResponseReturnValue:
     return jsonify(get_store().stats(g.api_key, utcnow_ms()))
 
 
+def bundles_spec() -> ResponseReturnValue:
+    return jsonify(catalog.bundles_spec())
+
+
 def download() -> ResponseReturnValue:
     store = get_store()
     config = store.config
@@ -211,10 +217,19 @@ def _body_source(order: Order, path: str) -> tuple[ChunkSource, int, str] | None
     output = order.find_file(path)
     if output is None:
         return None
-    if output.inline is not None:
-        inline = output.inline
-        return (lambda start, end: iter_inline(inline, start, end)), output.size, output.media_type
+    body = output.data()
+    if body is not None:
+        return (lambda start, end: iter_inline(body, start, end)), len(body), output.media_type
     return (lambda start, end: iter_generated(order.id, path, start, end)), output.size, output.media_type
+
+
+def _storage_error(status: int, code: str, message: str, details: str) -> ResponseReturnValue:
+    """Errors as Google Cloud Storage answers a signed URL: XML `<Error><Code>…`."""
+    body = (
+        "<?xml version='1.0' encoding='UTF-8'?>"
+        f"<Error><Code>{code}</Code><Message>{message}</Message><Details>{details}</Details></Error>"
+    )
+    return Response(body, status=status, content_type="application/xml; charset=UTF-8")
 
 
 def storage(object_path: str) -> ResponseReturnValue:
@@ -228,8 +243,18 @@ def storage(object_path: str) -> ResponseReturnValue:
             request.args.get("signature", ""),
             time.time(),
         )
+    except StorageUrlExpired as exc:
+        # GCS: HTTP 400 ExpiredToken, "The provided token has expired. Request signature expired at: …".
+        return _storage_error(
+            400, "ExpiredToken", "Invalid argument.", f"The provided token has expired. {exc}"
+        )
     except LinkError as exc:
-        return _message(403, str(exc))
+        return _storage_error(
+            403,
+            "SignatureDoesNotMatch",
+            "Access denied.",
+            f"The request signature we calculated does not match. {exc}",
+        )
     order_id, _, path = object_path.partition("/")
     order = store.find_order(order_id)
     source = _body_source(order, path) if order is not None else None
@@ -325,6 +350,7 @@ def create_app(config: FakePlanetConfig | None = None) -> Flask:
         ("/orders/v2/<order_id>", "PUT", "cancel", cancel_order),
         ("/bulk/orders/v2/cancel", "POST", "bulk_cancel", bulk_cancel),
         ("/stats/orders/v2", "GET", "stats", order_stats),
+        ("/bundles/spec", "GET", "spec", bundles_spec),
         ("/download/", "GET", "download", download),
     ]
     for path, method, endpoint, view in api:

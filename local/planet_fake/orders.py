@@ -8,13 +8,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from . import catalog
 from .config import FakePlanetConfig, Outcome
 from .outputs import MANIFEST_PATH, Item, OutputFile, plan_items
+from .shaping import add_stac, apply_tools, zip_items
 from .timefmt import NO_EXPIRY, format_time
+from .tools_spec import ToolError, check_tools
 
 STATES = ("queued", "running", "failed", "success", "partial", "cancelled")
 ACTIVE_STATES = ("queued", "running")
-MAX_ITEMS_PER_ORDER = 500
+MAX_ITEMS_PER_ORDER = catalog.MAX_ITEMS_PER_ORDER
 # Delivery keys that send results to a bucket instead of download links (reference section 3).
 CLOUD_DELIVERY_KEYS = frozenset(
     {
@@ -92,6 +95,28 @@ def _check_product(source_type: str, product: Any) -> None:
     for key in ("item_type", "product_bundle"):
         if not isinstance(product.get(key), str) or not product[key]:
             raise OrderRequestError("Products", f"A scenes product needs {key}")
+    _check_bundles(product["item_type"], product["product_bundle"])
+    for item_id in product["item_ids"]:
+        if MISSING_ITEM_MARKER in item_id:
+            raise OrderRequestError(
+                "Details", f"Item ID {item_id} / Item Type {product['item_type']} doesn't exist"
+            )
+
+
+# An item id containing this is unknown to the catalog: create refuses it (SDK mock's message).
+MISSING_ITEM_MARKER = "nonexistent"
+
+
+def _check_bundles(item_type: str, product_bundle: str) -> None:
+    """Every bundle of the (comma-separated fallback) list must exist and be offered for the item type."""
+    bundles = [b.strip() for b in product_bundle.split(",")]
+    if item_type not in catalog.item_types():
+        raise OrderRequestError("Products", f"Bad item type '{item_type}' for bundle type '{bundles[0]}'")
+    for bundle in bundles:
+        if bundle not in catalog.bundles():
+            raise OrderRequestError("Products", f"Unknown product bundle '{bundle}'")
+        if catalog.bundle_assets(bundle, item_type) is None:
+            raise OrderRequestError("Products", f"Bad item type '{item_type}' for bundle type '{bundle}'")
 
 
 def normalize_request(body: Any) -> dict[str, Any]:
@@ -118,11 +143,24 @@ def normalize_request(body: Any) -> dict[str, Any]:
     for key, field_name in _OBJECT_FIELDS.items():
         if key in body and not isinstance(body[key], dict):
             raise OrderRequestError(field_name, f"{key} must be an object")
-    if "tools" in body and not isinstance(body["tools"], list):
-        raise OrderRequestError("Tools", "tools must be a list")
+    if "subscription_id" in body and (
+        not isinstance(body["subscription_id"], int) or isinstance(body["subscription_id"], bool)
+    ):
+        raise OrderRequestError("SubscriptionId", "subscription_id must be an integer")
+    _check_delivery(body.get("delivery", {}), source_type, products)
+    item_ids = {i for p in products for i in p.get("item_ids", [])}
+    try:
+        check_tools(body.get("tools", []), source_type, item_ids)
+    except ToolError as exc:
+        raise OrderRequestError("Tools", str(exc)) from exc
 
+    # Only what was sent is echoed: a real create answer has no source_type or order_type when the request
+    # had none (planetlabs/notebooks planet_sdk_orders_demo.ipynb, 2025); the defaults apply regardless.
     request = {key: body[key] for key in _ECHOED_FIELDS if key in body}
-    request.update(source_type=source_type, order_type=order_type)
+    tools = request.get("tools", [])
+    if "hosting" in request and not any("file_format" in tool for tool in tools):
+        # Hosted orders come back with Planet's own COG conversion appended to the toolchain.
+        request["tools"] = [*tools, {"file_format": {"format": "COG"}}]
     sentinel_hub = request.get("hosting", {}).get("sentinel_hub")
     if isinstance(sentinel_hub, dict) and not sentinel_hub.get("collection_id"):
         # Upstream creates a collection when none is named and returns its id (mechanics doc).
@@ -133,21 +171,47 @@ def normalize_request(body: Any) -> dict[str, Any]:
     return request
 
 
+def _check_delivery(delivery: dict[str, Any], source_type: str, products: list[Any]) -> None:
+    archive_type = delivery.get("archive_type")
+    if archive_type is None:
+        for key in ("single_archive", "archive_filename"):
+            if key in delivery:
+                raise OrderRequestError("Delivery", f"{key} needs archive_type 'zip'")
+        return
+    if archive_type != "zip":
+        raise OrderRequestError("Delivery", f"Unsupported archive_type '{archive_type}': only 'zip'")
+    if "single_archive" in delivery and not isinstance(delivery["single_archive"], bool):
+        raise OrderRequestError("Delivery", "single_archive must be a boolean")
+    filename = delivery.get("archive_filename")
+    if filename is not None and (not isinstance(filename, str) or not filename.strip()):
+        raise OrderRequestError("Delivery", "archive_filename must be a non-empty string")
+    if source_type == "scenes":
+        limited = sum(
+            len(set(p["item_ids"])) for p in products if p.get("item_type") in catalog.ZIP_LIMITED_ITEM_TYPES
+        )
+        if limited > catalog.MAX_ZIP_ITEMS:
+            raise OrderRequestError(
+                "Products",
+                f"Orders with zip delivery may hold at most {catalog.MAX_ZIP_ITEMS} items of item types "
+                + ", ".join(sorted(catalog.ZIP_LIMITED_ITEM_TYPES)),
+            )
+
+
 def _decide_failures(
     items: list[Item], order_type: str, forced: Outcome | None
 ) -> tuple[frozenset[str], str]:
     """Which items fail, and the terminal state. See README "Outcomes"."""
-    ids = [item.item_id for item in items]
+    ids = [item.item_id for item in items if not item.order_level]
     if forced == "success":
         return frozenset(), "success"
     if forced == "failed":
         return frozenset(ids), "failed"
     if forced == "partial":
         return frozenset(ids[1:]), "partial"
-    failing = frozenset(item.item_id for item in items if item.fails_naturally)
+    failing = frozenset(item.item_id for item in items if item.fails_naturally and not item.order_level)
     if not failing:
         return failing, "success"
-    if order_type == "partial" and len(failing) < len(items):
+    if order_type == "partial" and len(failing) < len(ids):
         return failing, "partial"
     return failing, "failed"
 
@@ -180,20 +244,35 @@ class Order:
     failing: frozenset[str]
     final_state: str
     cancelled: datetime | None = None
+    _files: dict[str, OutputFile] | None = None
 
     @classmethod
     def create(cls, api_key: str, body: Any, config: FakePlanetConfig, now: datetime) -> Order:
         """Raises OrderRequestError."""
         request = normalize_request(body)
+        source_type = request.get("source_type", "scenes")
         try:
-            items = plan_items(request["source_type"], request["products"], config.file_size)
+            items = plan_items(source_type, request["products"], config.file_size)
         except ValueError as exc:
             raise OrderRequestError("Products", f"Invalid geometry: {exc}") from exc
         if len(items) > MAX_ITEMS_PER_ORDER:
             raise OrderRequestError("Products", f"An order may hold at most {MAX_ITEMS_PER_ORDER} items")
-        failing, final_state = _decide_failures(items, request["order_type"], config.outcome)
+        order_id = str(uuid.uuid4())
+        chain = check_tools(request.get("tools", []), source_type, {i.item_id for i in items})
+        items = apply_tools(items, chain, config.file_size)
+        if source_type == "scenes" and isinstance(request.get("metadata", {}).get("stac"), dict):
+            items = add_stac(items, request["name"])
+        failing, final_state = _decide_failures(items, request.get("order_type", "full"), config.outcome)
+        if final_state == "failed":
+            # Order-level outputs (composite, catalog, single archive) exist only if the order delivers.
+            failing |= {item.item_id for item in items if item.order_level}
+        delivery = request.get("delivery", {})
+        if delivery.get("archive_type") == "zip":
+            items = zip_items(items, order_id, request["name"], delivery, failing)
+            if final_state == "failed":
+                failing |= {item.item_id for item in items if item.order_level}
         return cls(
-            id=str(uuid.uuid4()),
+            id=order_id,
             api_key=api_key,
             request=request,
             created=now,
@@ -210,7 +289,7 @@ class Order:
 
     @property
     def source_type(self) -> str:
-        return str(self.request["source_type"])
+        return str(self.request.get("source_type", "scenes"))
 
     @property
     def has_hosting(self) -> bool:
@@ -232,7 +311,9 @@ class Order:
         return [f for item in self.items if item.item_id not in self.failing for f in item.files]
 
     def find_file(self, path: str) -> OutputFile | None:
-        return next((f for item in self.items for f in item.files if f.path == path), None)
+        if self._files is None:
+            self._files = {f.path: f for item in self.items for f in item.files}
+        return self._files.get(path)
 
     def accepted_snapshot(self) -> Snapshot:
         """The order as create returns it: queued, whatever the timeline says by the time it is rendered."""
@@ -247,7 +328,11 @@ class Order:
         if elapsed < self.queued_seconds:
             return self.accepted_snapshot()
         if elapsed >= self.queued_seconds + self.running_seconds:
-            hints = tuple(item.failure_hint for item in self.items if item.item_id in self.failing)
+            hints = tuple(
+                item.failure_hint
+                for item in self.items
+                if item.item_id in self.failing and not item.order_level
+            )
             states = tuple("failed" if i.item_id in self.failing else "success" for i in self.items)
             return Snapshot(
                 self.final_state,
@@ -269,7 +354,11 @@ class Order:
             "running",
             _truncate_ms(self.created + timedelta(seconds=progress)),
             "Processing order",
-            tuple(item.failure_hint for item in self.items[:done] if item.item_id in self.failing),
+            tuple(
+                item.failure_hint
+                for item in self.items[:done]
+                if item.item_id in self.failing and not item.order_level
+            ),
             states,
         )
 

@@ -1,90 +1,151 @@
 """What an order produces: its items, their output files, and the manifest that lists them.
 
 Paths are relative to the order directory (`<order_id>/`), the form manifest.json uses; results on GET
-prefix them with the order id.
+prefix them with the order id. Which files an item yields follows its item type and bundle (catalog.py);
+tools rename, replace or merge them; zip delivery wraps them in archives (archives.py); a STAC request
+adds STAC documents. README "Outputs" lists the rules and their sources.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from . import catalog
 from .content import DigestCache, Digests, digest_chunks, iter_inline
 
 MANIFEST_PATH = "manifest.json"
 # Basemap quads of the global monthly mosaics: 2048 x 2048 web-mercator quads (zoom 15, 4096 px each).
 _QUADS_PER_AXIS = 2048
 _MAX_MERCATOR_LATITUDE = 85.05112878
+# An item whose id contains this lacks some asset of the first bundle it asks for, so a fallback bundle
+# (if any) is delivered instead; without one the item fails.
+FALLBACK_MARKER = "fallback"
+STAC_VERSION = "1.0.0"
+
+
+class LazyBody:
+    """Bytes built on first use, once, whichever thread asks first (zip archives)."""
+
+    def __init__(self, build: Callable[[], bytes]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._data: bytes | None = None
+
+    def get(self) -> bytes:
+        with self._lock:
+            if self._data is None:
+                self._data = self._build()
+            return self._data
 
 
 @dataclass(frozen=True)
 class OutputFile:
     path: str
     media_type: str
-    size: int
     annotations: Mapping[str, str]
-    # Small bodies are held in memory; None means a generated body of `size` bytes (see content.py).
+    # A generated body of this many bytes (see content.py), unless the body is inline or lazy.
+    generated_size: int = 0
     inline: bytes | None = None
+    lazy: LazyBody | None = field(default=None, compare=False)
+
+    @property
+    def generated(self) -> bool:
+        return self.inline is None and self.lazy is None
+
+    def data(self) -> bytes | None:
+        """The body if it is held (inline) or built (lazy); None for a generated body."""
+        if self.lazy is not None:
+            return self.lazy.get()
+        return self.inline
+
+    @property
+    def size(self) -> int:
+        body = self.data()
+        return self.generated_size if body is None else len(body)
 
 
 @dataclass(frozen=True)
 class Item:
-    """One scene, or one basemap quad: the unit that succeeds or fails as a whole."""
+    """One scene or basemap quad, or an order-level output (composite, merge, STAC catalog, single
+    archive): the unit that succeeds or fails as a whole."""
 
     item_id: str
     failure_hint: str
     files: tuple[OutputFile, ...]
     # Whether the item fails unless the outcome is forced (see orders.py).
     fails_naturally: bool = False
+    # Order-level outputs exist once the order delivers anything; they fail only if the order fails.
+    order_level: bool = False
+    item_type: str = ""
+    bundle: str = ""
 
 
-def _json_bytes(document: Any) -> bytes:
+def json_bytes(document: Any) -> bytes:
     return json.dumps(document, indent=2, sort_keys=True).encode()
 
 
-def _scene_files(item_id: str, item_type: str, bundle: str, file_size: int) -> tuple[OutputFile, ...]:
+def with_suffix(path: str, suffix: str) -> str:
+    """`a/b_3B_udm2.tif` + `_clip` -> `a/b_3B_udm2_clip.tif` (observed for clip: `…_metadata_clip.xml`)."""
+    directory, _, name = path.rpartition("/")
+    if name.upper().endswith("_RPC.TXT"):
+        stem, extension = name[:-8], name[-8:]
+    else:
+        stem, dot, ext = name.rpartition(".")
+        stem, extension = (stem, dot + ext) if dot else (name, "")
+    return f"{directory}/{stem}{suffix}{extension}" if directory else f"{stem}{suffix}{extension}"
+
+
+def text_file(path: str, body: bytes, annotations: Mapping[str, str]) -> OutputFile:
+    return OutputFile(path, catalog.media_type(path), annotations, inline=body)
+
+
+def _asset_body(item_id: str, item_type: str, asset_type: str, path: str) -> bytes:
+    if path.endswith(".xml"):
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<ps:EarthObservation><ps:identifier>{item_id}</ps:identifier>"
+            f"<ps:itemType>{item_type}</ps:itemType><ps:assetType>{asset_type}</ps:assetType>"
+            "</ps:EarthObservation>\n"
+        ).encode()
+    if path.endswith(".json"):
+        return json_bytes({"id": item_id, "item_type": item_type, "asset_type": asset_type})
+    return f"{item_id} {asset_type}\n".encode()
+
+
+def scene_files(item_id: str, item_type: str, bundle: str, file_size: int) -> list[OutputFile]:
+    """The files of one scene delivered with one bundle, in the default layout."""
     annotations = {"planet/item_id": item_id, "planet/item_type": item_type, "planet/bundle_type": bundle}
-    metadata_json = _json_bytes(
+    files = []
+    for asset_type in catalog.bundle_assets(bundle, item_type) or ():
+        path = f"{item_type}/{catalog.asset_filename(item_type, item_id, asset_type)}"
+        asset_annotations = {**annotations, "planet/asset_type": asset_type}
+        if catalog.is_imagery(path):
+            files.append(OutputFile(path, catalog.media_type(path), asset_annotations, file_size))
+        else:
+            files.append(
+                text_file(path, _asset_body(item_id, item_type, asset_type, path), asset_annotations)
+            )
+    metadata = json_bytes(
         {
             "id": item_id,
             "type": "Feature",
             "properties": {"item_type": item_type, "product_bundle": bundle, "provider": "planet-fake"},
         }
     )
-    metadata_xml = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        f"<ps:EarthObservation><ps:identifier>{item_id}</ps:identifier>"
-        f"<ps:itemType>{item_type}</ps:itemType></ps:EarthObservation>\n"
-    ).encode()
-    base = f"{item_type}/{item_id}"
-    return (
-        OutputFile(
-            f"{base}_3B_AnalyticMS.tif",
-            "image/tiff",
-            file_size,
-            {**annotations, "planet/asset_type": "ortho_analytic_4b"},
-        ),
-        OutputFile(
-            f"{base}_3B_AnalyticMS_metadata.xml",
-            "text/xml",
-            len(metadata_xml),
-            {**annotations, "planet/asset_type": "ortho_analytic_4b_xml"},
-            metadata_xml,
-        ),
-        OutputFile(
-            f"{base}_3B_udm2.tif",
-            "image/tiff",
-            file_size,
-            {**annotations, "planet/asset_type": "ortho_udm2"},
-        ),
-        # The item's metadata is not an asset, so it carries no asset_type (as in real manifests).
-        OutputFile(
-            f"{base}_metadata.json", "application/json", len(metadata_json), annotations, metadata_json
-        ),
-    )
+    # The item's metadata is not an asset, so it carries no asset_type (as in real manifests).
+    files.append(text_file(f"{item_type}/{item_id}_metadata.json", metadata, annotations))
+    return files
+
+
+def choose_bundle(item_id: str, item_type: str, bundles: list[str]) -> str | None:
+    """The first bundle of `product_bundle`'s list that the item can be delivered with."""
+    available = bundles[1:] if FALLBACK_MARKER in item_id else bundles
+    return available[0] if available else None
 
 
 def _quad_of(lon: float, lat: float) -> tuple[int, int]:
@@ -131,8 +192,9 @@ def quads_for_geometry(geometry: Mapping[str, Any]) -> list[str]:
 
 
 def plan_items(source_type: str, products: list[dict[str, Any]], file_size: int) -> list[Item]:
-    """Items in request order, each with its output files. `products` must be validated already."""
-    items: list[Item] = []
+    """Items in request order, each with its files in the default layout (before tools and archives).
+    `products` must be validated already."""
+    items: dict[str, Item] = {}
     for product in products:
         if source_type == "basemaps":
             mosaic = product["mosaic_name"]
@@ -141,53 +203,64 @@ def plan_items(source_type: str, products: list[dict[str, Any]], file_size: int)
                 quad = OutputFile(
                     f"{mosaic}/{quad_id}_quad.tif",
                     "image/tiff",
-                    file_size,
                     {"planet/item_id": quad_id, "planet/mosaic_name": mosaic},
+                    file_size,
                 )
-                item = Item(
-                    quad_id,
-                    f"Unable to deliver quad {quad_id} of mosaic {mosaic}: quad processing failed",
-                    (quad,),
-                    "fail" in quad_id or "fail" in mosaic,
+                hint = f"Unable to deliver quad {quad_id} of mosaic {mosaic}: quad processing failed"
+                fails = "fail" in quad_id or "fail" in mosaic
+                # The same quad asked for twice is delivered once: its files would have the same paths.
+                items.setdefault(quad.path, Item(quad_id, hint, (quad,), fails, item_type=mosaic))
+            continue
+        item_type = product["item_type"]
+        bundles = [b.strip() for b in product["product_bundle"].split(",")]
+        for item_id in product["item_ids"]:
+            key = f"{item_type}/{item_id}"
+            bundle = choose_bundle(item_id, item_type, bundles)
+            if bundle is None:
+                hint = (
+                    f"Unable to deliver {item_type} item {item_id}: assets of bundle {bundles[0]} "
+                    "are not available"
                 )
-                items.append(item)
-        else:
-            item_type = product["item_type"]
-            # A comma list names fallback bundles; the first one is what gets delivered here.
-            bundle = product["product_bundle"].split(",")[0].strip()
-            for item_id in product["item_ids"]:
-                item = Item(
-                    item_id,
-                    f"Unable to deliver {item_type} item {item_id} with bundle {bundle}: processing failed",
-                    _scene_files(item_id, item_type, bundle, file_size),
-                    "fail" in item_id,
-                )
-                items.append(item)
-    # The same scene or quad asked for twice is delivered once: its files would have the same paths.
-    unique: dict[str, Item] = {}
-    for item in items:
-        unique.setdefault(item.files[0].path, item)
-    return list(unique.values())
+                items.setdefault(key, Item(item_id, hint, (), True, item_type=item_type, bundle=bundles[0]))
+                continue
+            hint = f"Unable to deliver {item_type} item {item_id} with bundle {bundle}: processing failed"
+            files = tuple(scene_files(item_id, item_type, bundle, file_size))
+            items.setdefault(
+                key, Item(item_id, hint, files, "fail" in item_id, item_type=item_type, bundle=bundle)
+            )
+    return list(items.values())
+
+
+def retarget(item: Item, files: list[OutputFile]) -> Item:
+    return replace(item, files=tuple(files))
 
 
 def file_digests(order_id: str, output: OutputFile, cache: DigestCache) -> Digests:
-    if output.inline is not None:
-        return digest_chunks(iter_inline(output.inline, 0, len(output.inline)))
-    return cache.get(order_id, output.path, output.size)
+    body = output.data()
+    if body is not None:
+        return digest_chunks(iter_inline(body, 0, len(body)))
+    return cache.get(order_id, output.path, output.generated_size)
 
 
-def build_manifest(order_id: str, delivered: list[OutputFile], cache: DigestCache) -> bytes:
-    """manifest.json for the delivered files, with real digests of the bytes served for each."""
+def manifest_entries(
+    delivered: list[OutputFile], digests: Callable[[OutputFile], Digests]
+) -> list[dict[str, Any]]:
     entries = []
     for output in delivered:
-        digests = file_digests(order_id, output, cache)
+        digest = digests(output)
         entries.append(
             {
                 "path": output.path,
                 "media_type": output.media_type,
                 "size": output.size,
-                "digests": {"md5": digests.md5, "sha256": digests.sha256},
+                "digests": {"md5": digest.md5, "sha256": digest.sha256},
                 "annotations": dict(output.annotations),
             }
         )
-    return _json_bytes({"name": "", "files": entries})
+    return entries
+
+
+def build_manifest(order_id: str, delivered: list[OutputFile], cache: DigestCache) -> bytes:
+    """manifest.json for the delivered files, with real digests of the bytes served for each."""
+    entries = manifest_entries(delivered, lambda output: file_digests(order_id, output, cache))
+    return json_bytes({"name": "", "files": entries})

@@ -17,11 +17,15 @@ from .store import FakePlanetStore
 
 # How often serve_forever checks for stop(); small so stopping a test server is quick.
 _POLL_INTERVAL = 0.05
+# Seconds a connection may wait for the client's next bytes (a stalled body, an idle keep-alive) before
+# it is closed, so a client that never finishes its request holds no thread for long.
+READ_TIMEOUT_SECONDS = 30.0
 
 
 class _RequestHandler(WSGIRequestHandler):
     # Planet speaks HTTP/1.1. The fake still never sends chunked bodies: every response has a length.
     protocol_version = "HTTP/1.1"
+    timeout = READ_TIMEOUT_SECONDS  # socketserver applies it to every read and write of the connection
 
     def run_wsgi(self) -> None:
         super().run_wsgi()

@@ -91,7 +91,7 @@ class FakePlanetStore:
             self._orders[order.id] = order
         # Hash the generated files now, in the background: the manifest is then ready when the order is.
         self.digests.prefetch(
-            [(order.id, f.path, f.size) for f in order.delivered_files() if f.inline is None]
+            [(order.id, f.path, f.generated_size) for f in order.delivered_files() if f.generated]
         )
 
     def find_order(self, order_id: str) -> Order | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import jwt
 
@@ -15,6 +16,10 @@ _ALGORITHM = "HS512"
 
 class LinkError(Exception):
     """A download token or storage signature that must be refused; the message is shown to the client."""
+
+
+class StorageUrlExpired(LinkError):
+    """A storage URL whose signature is good but whose expiry has passed."""
 
 
 @dataclass(frozen=True)
@@ -62,4 +67,5 @@ def check_storage_signature(secret: str, object_path: str, expires: str, signatu
     if not hmac.compare_digest(storage_signature(secret, object_path, int(expires)), signature):
         raise LinkError("Invalid signed URL signature")
     if int(expires) <= now:
-        raise LinkError("Signed URL has expired")
+        expired_at = datetime.fromtimestamp(int(expires), UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+        raise StorageUrlExpired(f"Request signature expired at: {expired_at}")

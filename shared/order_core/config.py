@@ -30,6 +30,8 @@ class Settings(BaseModel):
     api_keys_table: str = "api-keys"
     idempotency_table: str = "idempotency"
     intake_queue_url: str = ""
+    #: Where SubmitFunction puts intake messages it refuses, each with a ``refusal_reason`` attribute.
+    intake_dead_letter_queue_url: str = ""
     workflow_arn: str = ""
     results_bucket: str = ""
     results_prefix: str = "orders"
@@ -45,6 +47,16 @@ class Settings(BaseModel):
     poll_first_wait_seconds: int = Field(default=15, ge=1)
     poll_max_wait_seconds: int = Field(default=300, ge=1)
     poll_deadline_seconds: int = Field(default=3 * 24 * 3600, ge=60)
+    #: Consecutive polls answered with an order we cannot read before the order fails (services/poll.py).
+    poll_max_unusable_responses: int = Field(default=5, ge=1)
+
+    # --- Planet's bundles spec, checked on create (services/bundles.py) ---
+    #: How long a spec read from Planet is trusted before it is fetched again.
+    bundles_spec_ttl_seconds: int = Field(default=3600, ge=1)
+    #: After a failed fetch, how long the fallback table is used before Planet is asked again.
+    bundles_spec_retry_seconds: int = Field(default=300, ge=1)
+    #: Connect and read timeout of that fetch: an order create waits for it at most once per interval.
+    bundles_spec_timeout_seconds: float = Field(default=3.0, gt=0)
 
     submit_max_attempts: int = Field(default=6, ge=1)
     submit_retry_base_seconds: int = Field(default=10, ge=1)

@@ -1,21 +1,38 @@
 """One place for the logger, metrics and tracer every function uses.
 
-Every log line about an order carries ``order_id`` and ``tenant`` (``bind_order``).
+Every log line about an order carries ``order_id`` and ``tenant`` (``bind_order``). No log line carries a
+secret: every line is masked as a whole once formatted (``order_core.log_masking``), so a token inside a
+URL, an exception's text or a logged event is caught wherever it appears.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.tracing.tracer import Tracer  # the module is cheap; Tracer() is not
+
+from order_core.log_masking import mask_secrets
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
+
+class MaskingPowertoolsFormatter(LambdaPowertoolsFormatter):
+    """Powertools' JSON lines, masked once formatted (message, keys, exception and all)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_secrets(super().format(record))
+
+
 # stderr reaches CloudWatch like stdout does, and keeps the local demo's report on stdout readable.
-logger = Logger(stream=sys.stderr)
+logger = Logger(stream=sys.stderr, logger_formatter=MaskingPowertoolsFormatter())
+# Its lines are complete and masked as written. Powertools keeps them from the root handlers that exist
+# when it starts; a root handler added later (the local stack's) would print them again.
+logger._logger.propagate = False
 metrics = Metrics()
 
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from order_core.adapters.planet_client import PlanetClient
     from order_core.adapters.storage import ResultsStore
     from order_core.services.auth import ApiKeyService
+    from order_core.services.bundles import BundlesSpecSource
     from order_core.services.finalize import FinalizeService
     from order_core.services.landing import LandingService
     from order_core.services.links import DownloadLinks
@@ -26,11 +27,16 @@ if TYPE_CHECKING:
 
 
 def planet_api_key(settings: Settings) -> str:
-    if settings.planet_api_key:
-        return settings.planet_api_key
-    from order_core.adapters.secrets import get_secret
+    from order_core.log_masking import hide_in_logs
 
-    return get_secret(settings.planet_api_key_secret_id)
+    if settings.planet_api_key:
+        key = settings.planet_api_key
+    else:
+        from order_core.adapters.secrets import get_secret
+
+        key = get_secret(settings.planet_api_key_secret_id)
+    hide_in_logs(key)
+    return key
 
 
 @lru_cache(maxsize=1)
@@ -71,12 +77,28 @@ def order_service() -> OrderService:
 
 
 @lru_cache(maxsize=1)
+def bundles_spec() -> BundlesSpecSource:
+    from order_core.services.bundles import BundlesSpecSource
+
+    settings = get_settings()
+    timeout = (settings.bundles_spec_timeout_seconds, settings.bundles_spec_timeout_seconds)
+    return BundlesSpecSource(
+        lambda: planet_client().get_bundles_spec(timeout=timeout),
+        ttl_seconds=settings.bundles_spec_ttl_seconds,
+        retry_seconds=settings.bundles_spec_retry_seconds,
+    )
+
+
+@lru_cache(maxsize=1)
 def download_links() -> DownloadLinks:
     from order_core.adapters.secrets import get_secret
+    from order_core.log_masking import hide_in_logs
     from order_core.services.links import DownloadLinks
 
     settings = get_settings()
-    return DownloadLinks(get_secret(settings.download_token_secret_id), settings.download_token_ttl_seconds)
+    signing_key = get_secret(settings.download_token_secret_id)
+    hide_in_logs(signing_key)
+    return DownloadLinks(signing_key, settings.download_token_ttl_seconds)
 
 
 @lru_cache(maxsize=1)
@@ -95,7 +117,7 @@ def intake_queue() -> IntakeQueue:
 
 @lru_cache(maxsize=1)
 def submit_service() -> SubmitService:
-    from order_core.adapters.messaging import OrderWorkflow
+    from order_core.adapters.messaging import IntakeDeadLetters, OrderWorkflow
     from order_core.services.submit import SubmitService
 
     settings = get_settings()
@@ -103,6 +125,7 @@ def submit_service() -> SubmitService:
         orders_repo(),
         planet_client(),
         OrderWorkflow(settings.workflow_arn),
+        dead_letters=IntakeDeadLetters(settings.intake_dead_letter_queue_url),
         max_attempts=settings.submit_max_attempts,
     )
 
@@ -116,7 +139,11 @@ def poll_service() -> PollService:
         settings.poll_first_wait_seconds, settings.poll_max_wait_seconds, settings.poll_deadline_seconds
     )
     return PollService(
-        orders_repo(), planet_client(), policy, timedelta(seconds=settings.poll_deadline_seconds)
+        orders_repo(),
+        planet_client(),
+        policy,
+        timedelta(seconds=settings.poll_deadline_seconds),
+        max_unusable=settings.poll_max_unusable_responses,
     )
 
 
@@ -166,6 +193,7 @@ def reset() -> None:
         orders_repo,
         planet_client,
         order_service,
+        bundles_spec,
         download_links,
         results_store,
         intake_queue,

@@ -20,13 +20,14 @@ from __future__ import annotations
 import json
 import os
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote_from_bytes, urlsplit
 
 import pytest
 import requests
 import schemathesis
 from gateway_local.openapi import DOCUMENT
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -100,6 +101,69 @@ def test_api_fuzzed_from_its_openapi_document_keeps_its_contract(
         case.validate_response(response, checks=CHECKS)
 
     answers_within_the_contract()
+
+
+# Raw query values as bytes on the wire: anything percent-encoded (invalid UTF-8 and the UTF-8 form of a
+# lone surrogate, %ED%A0%80, included) and the values that used to find 500s. The document's string
+# parameters accept any text, so schemathesis alone never sends these.
+_RAW_VALUES = st.one_of(
+    st.binary(max_size=24).map(lambda raw: quote_from_bytes(raw, safe="")),
+    st.sampled_from(
+        [
+            "%ED%A0%80",
+            "a%00b",
+            "%FF%FE",
+            "9" * 5000,
+            "1" + "0" * 400,
+            "-1",
+            "0",
+            "2.5",
+            "9999-12-31T23:59:59-01:00",
+            "..%2F..",
+            "name%20DESC%2Cnope",
+            "W1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tb",  # base64 of "[[[[..."
+            "eyJpZCI6IDUsICJuYW1lIjogW119",  # base64 of JSON with the wrong types
+            "A" * 6000,
+        ]
+    ),
+)
+_LIST_PARAMETERS = [p["name"] for p in OPERATIONS["listOrders"]["parameters"]]
+
+
+@settings(max_examples=MAX_EXAMPLES * 4, derandomize=True, database=None, deadline=None)
+@given(query=st.lists(st.tuples(st.sampled_from([*_LIST_PARAMETERS, "%ED%A0%80"]), _RAW_VALUES), max_size=4))
+def test_api_list_hostile_raw_query_strings_answer_200_or_planets_400(
+    query: list[tuple[str, str]], origin: str, fuzz_key: str
+) -> None:
+    url = f"{origin}/compute/ops/orders/v2?" + "&".join(f"{name}={value}" for name, value in query)
+
+    response = requests.get(url, headers={"Authorization": f"api-key {fuzz_key}"}, timeout=30)
+
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 400:
+        body = response.json()
+        assert set(body) == {"field", "general"} and len(body["field"]) == 1, body
+
+
+@settings(max_examples=MAX_EXAMPLES, derandomize=True, database=None, deadline=None)
+@given(escape=st.integers(min_value=0xD800, max_value=0xDFFF), where=st.sampled_from(["name", "metadata"]))
+def test_api_create_with_a_lone_surrogate_escape_answers_400_naming_the_field(
+    escape: int, where: str, origin: str, fuzz_key: str
+) -> None:
+    escaped = f'"x\\u{escape:04x}"'  # the six characters of a JSON escape, not the code point
+    name, metadata = (escaped, '"m"') if where == "name" else ('"n"', escaped)
+    products = '[{"item_ids": ["a"], "item_type": "PSScene", "product_bundle": "visual"}]'
+    body = f'{{"name": {name}, "products": {products}, "metadata": {{"k": {metadata}}}}}'
+
+    response = requests.post(
+        f"{origin}/compute/ops/orders/v2",
+        data=body.encode(),
+        headers={"Authorization": f"api-key {fuzz_key}", "Content-Type": "application/json"},
+        timeout=30,
+    )
+
+    assert response.status_code == 400, response.text
+    assert list(response.json()["field"]) == ["name" if where == "name" else "metadata.k"]
 
 
 def test_fuzz_covers_every_operation_of_the_document() -> None:

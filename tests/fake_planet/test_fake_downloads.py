@@ -117,24 +117,28 @@ def _storage_url(fake: FakePlanetServer, order_id: str, expires: int, secret: st
     return f"{fake.url}/storage/{object_path}?expires={expires}&signature={signature}"
 
 
-def test_storage_signed_url_is_accepted_until_it_expires(
+def test_storage_expired_signed_url_returns_400_expired_token_like_gcs(
     fake: FakePlanetServer, done_order: dict[str, Any]
 ) -> None:
     valid = requests.get(_storage_url(fake, done_order["id"], int(time.time()) + 60), timeout=10)
     expired = requests.get(_storage_url(fake, done_order["id"], int(time.time()) - 1), timeout=10)
 
     assert valid.status_code == 200
-    assert expired.status_code == 403
-    assert expired.json() == {"message": "Signed URL has expired"}
+    assert expired.status_code == 400
+    assert expired.headers["Content-Type"].startswith("application/xml")
+    assert "<Code>ExpiredToken</Code>" in expired.text
+    assert "The provided token has expired" in expired.text
 
 
-def test_storage_tampered_signature_returns_403(fake: FakePlanetServer, done_order: dict[str, Any]) -> None:
+def test_storage_tampered_signature_returns_403_signature_mismatch(
+    fake: FakePlanetServer, done_order: dict[str, Any]
+) -> None:
     url = _storage_url(fake, done_order["id"], int(time.time()) + 60, secret="someone-else")
 
     response = requests.get(url, timeout=10)
 
     assert response.status_code == 403
-    assert response.json() == {"message": "Invalid signed URL signature"}
+    assert "<Code>SignatureDoesNotMatch</Code>" in response.text
 
 
 @pytest.mark.parametrize(

@@ -44,16 +44,20 @@ def test_create_valid_request_returns_queued_order_echoing_request(api: PlanetAp
     assert order["_links"] == {"_self": api.url(f"/orders/v2/{order['id']}")}
     assert uuid.UUID(order["id"])
     assert RFC3339_MS.match(order["created_on"]) and order["last_modified"] == order["created_on"]
-    assert order["order_type"] == "full"
+    assert "order_type" not in order  # not sent, so not echoed
     for key in ("name", "source_type", "products", "notifications", "tools"):
         assert order[key] == request[key]
 
 
-def test_create_without_source_type_defaults_to_scenes(api: PlanetApi) -> None:
+def test_create_without_source_type_echoes_none_and_lists_as_scenes(api: PlanetApi) -> None:
     request = scenes_request()
     del request["source_type"]
 
-    assert api.create(request)["source_type"] == "scenes"
+    created = api.create(request)
+
+    assert "source_type" not in created
+    listed = api.list(source_type="scenes").json()["orders"]
+    assert [order["id"] for order in listed] == [created["id"]]
 
 
 @pytest.mark.parametrize(

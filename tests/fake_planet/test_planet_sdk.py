@@ -1,7 +1,7 @@
 """The official planet SDK (3.7) and its CLI, pointed at the fake, must work end to end.
 
-Requests are built by hand: `planet.order_request.product()` fetches the bundle spec from the real
-api.planet.com, which tests must never call.
+`planet.order_request.product()` fetches the bundle spec from the hard-coded api.planet.com, which tests
+must never call: requests are built by hand, or with the `sdk_spec_from_fake` fixture.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import planet
 import pytest
 import requests
-from planet import exceptions
+from planet import exceptions, order_request
 from planet_fake.faults import FaultRule
 from planet_fake.server import FakePlanetServer
 
@@ -57,6 +58,42 @@ def test_sdk_create_wait_download_validates_manifest_checksums(
     }
     orders.validate_checksum(order_dir, "MD5")
     orders.validate_checksum(order_dir, "SHA256")
+
+
+@pytest.mark.usefixtures("sdk_spec_from_fake")
+def test_sdk_built_zip_stac_clip_order_downloads_and_validates(
+    fake: FakePlanetServer, orders: Any, tmp_path: Path
+) -> None:
+    fake.store.update_config({"queued_seconds": 0, "running_seconds": 0})
+    aoi = {"type": "Polygon", "coordinates": [[[6.32, 45.81], [6.35, 45.81], [6.35, 45.83], [6.32, 45.81]]]}
+    request = order_request.build_request(
+        "sdk zip order",
+        products=[
+            order_request.product(
+                ["20220304_093300_37_fallback", "20220304_093257_90_2430"],
+                "analytic_sr_udm2",
+                "PSScene",
+                fallback_bundle="analytic_udm2",
+            )
+        ],
+        delivery=order_request.delivery(archive_type="zip", single_archive=True),
+        tools=[order_request.clip_tool(aoi), order_request.file_format_tool("COG")],
+        stac={"stac": {}},
+    )
+
+    created = orders.create_order(request)
+    assert orders.wait(created["id"], delay=0.2) == "success"
+    paths = orders.download_order(created["id"], directory=tmp_path)
+
+    order_dir = tmp_path / created["id"]
+    archive_name = f"sdk zip order_{created['id']}.zip"  # the SDK's default "{{name}}_{{order_id}}.zip"
+    assert {p.relative_to(order_dir).as_posix() for p in paths} == {"manifest.json", archive_name}
+    orders.validate_checksum(order_dir, "SHA256")
+    with zipfile.ZipFile(order_dir / archive_name) as archive:
+        names = set(archive.namelist())
+    assert "PSScene/20220304_093300_37_fallback_3B_AnalyticMS_clip.tif" in names
+    assert "PSScene/20220304_093257_90_2430_3B_AnalyticMS_SR_clip.tif" in names
+    assert {"manifest.json", "catalog.json", "PSScene/collection.json"} <= names
 
 
 def test_sdk_checksum_validation_catches_corrupted_download(

@@ -6,13 +6,17 @@ every other status ``{"message": ...}``. Nothing invalid may reach the intake qu
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
 from harness import EVENTS, PLANET_KEY, ROOT, AwsStack, api_event, load_event
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 ORDERS = "/compute/ops/orders/v2"
 BULK_CANCEL = "/compute/ops/bulk/orders/v2/cancel"
@@ -55,10 +59,16 @@ def call(
     body: bytes | str | None = None,
     headers: dict[str, str] | None = None,
     query: dict[str, str] | None = None,
+    multi_query: dict[str, list[str]] | None = None,
     tenant: str | None = "default",
 ) -> tuple[int, Any]:
-    """One API Gateway proxy event through ApiFunction, as ``tenant`` (None: no authorizer context)."""
+    """One API Gateway proxy event through ApiFunction, as ``tenant`` (None: no authorizer context).
+
+    ``multi_query`` gives every value of each parameter, as API Gateway does for a repeated one."""
     event = api_event(method, path, body=body, query=query, headers=headers)
+    if multi_query:
+        event["queryStringParameters"] = {key: values[-1] for key, values in multi_query.items()}
+        event["multiValueQueryStringParameters"] = multi_query
     event["requestContext"]["authorizer"] = {"tenant": tenant} if tenant else None
     response = stack.invoke("ApiFunction", event)
     return response["statusCode"], json.loads(response["body"])
@@ -292,3 +302,345 @@ def test_api_list_invalid_query_answers_400_naming_the_parameter(
 
     assert status == 400
     assert_planet_400(body, field, "")
+
+
+# --- POST /orders/v2: item types and bundles, as Planet's bundles spec has them ----------------------------
+
+
+@pytest.fixture
+def planet_unreachable(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Planet cannot be reached (connection refused): the API checks against the fallback table."""
+    from order_core import wiring
+
+    monkeypatch.setenv("PLANET_API_URL", "http://127.0.0.1:9/compute/ops")
+    wiring.reset()
+    yield
+    wiring.reset()
+
+
+def drain_intake(stack: AwsStack) -> int:
+    sqs, url = boto3.client("sqs"), stack.ref("IntakeQueue")
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    for message in messages:
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return len(messages)
+
+
+@pytest.mark.parametrize(
+    ("bundle", "says"),
+    [
+        ("analytic", "product bundle 'analytic' is not available for item type PSScene"),
+        (
+            "analytic_udm2,pansharpened",
+            "fallback bundle 'pansharpened' is not available for item type PSScene",
+        ),
+    ],
+)
+def test_api_create_bundle_planet_does_not_offer_for_the_item_type_answers_400_naming_it(
+    aws_stack: AwsStack, planet_unreachable: None, bundle: str, says: str
+) -> None:
+    order = VALID | {"products": [VALID["products"][0] | {"product_bundle": bundle}]}
+
+    status, body = create(aws_stack, order)
+
+    assert status == 400
+    assert_planet_400(body, "products.0.product_bundle", says)
+    assert intake_is_empty(aws_stack)
+
+
+def test_api_create_names_the_fallback_table_does_not_know_are_left_to_planet(
+    aws_stack: AwsStack, planet_unreachable: None
+) -> None:
+    order = VALID | {
+        "products": [{"item_ids": ["x"], "item_type": "PelicanScene2", "product_bundle": "visual"}]
+    }
+
+    status, body = create(aws_stack, order)
+
+    assert (status, body["state"]) == (202, "queued")
+    assert drain_intake(aws_stack) == 1
+
+
+def test_api_create_shapes_planet_documents_answer_202(aws_stack: AwsStack, planet_unreachable: None) -> None:
+    antimeridian = [[[179.9, -16.1], [181.76, -16.1], [181.76, -15.8], [179.9, -15.8], [179.9, -16.1]]]
+    orders = [
+        VALID | {"tools": [{"clip": {"aoi": {"type": "Polygon", "coordinates": antimeridian}}}]},
+        VALID | {"tools": [{"clip": {"aoi": {"type": "ref", "content": "pl:features/my/fields/f-1"}}}]},
+        VALID
+        | {
+            "delivery": {
+                "s3_compatible": {
+                    "endpoint": "https://s3.example.net",
+                    "bucket": "b",
+                    "region": "r",
+                    "access_key_id": "ak",
+                    "secret_access_key": "sk",
+                }
+            }
+        },
+    ]
+
+    statuses = [create(aws_stack, order)[0] for order in orders]
+
+    assert statuses == [202, 202, 202]
+    assert drain_intake(aws_stack) == 3
+
+
+# --- POST /orders/v2/cancel: bulk cancel at the path the seed document's prose names -----------------------
+
+
+def test_api_bulk_cancel_alias_path_validates_like_bulk_cancel(aws_stack: AwsStack) -> None:
+    status, body = call(
+        aws_stack, "POST", "/compute/ops/orders/v2/cancel", body=json.dumps({"order_ids": []})
+    )
+
+    assert status == 400
+    assert_planet_400(body, "order_ids", "non-empty list")
+
+
+def test_api_bulk_cancel_alias_path_answers_planets_bulk_result(aws_stack: AwsStack) -> None:
+    unknown = "3f1d1c3e-6a34-4d6e-9f5b-0d3c8f1f2a10"
+
+    status, body = call(
+        aws_stack, "POST", "/compute/ops/orders/v2/cancel", body=json.dumps({"order_ids": [unknown]})
+    )
+
+    assert status == 200
+    assert body["result"]["succeeded"] == {"count": 0}
+    assert body["result"]["failed"]["failures"] == [
+        {"order_id": unknown, "message": f"No such order ID: {unknown}."}
+    ]
+
+
+# --- hostile input: a Planet-shaped 400 naming the field, or a sensible 200; never a 5xx -------------------
+
+LISTER = "hostile-lister"
+LONE_SURROGATE = "\ud800"
+
+
+@pytest.fixture(scope="module")
+def listed_orders(aws_stack: AwsStack) -> list[str]:
+    """Three orders of their own tenant, recorded without queue messages (so the intake stays empty)."""
+    from order_core import wiring
+    from order_core.models.planet import OrderRequest
+    from order_core.services.orders import new_record
+
+    request = OrderRequest.model_validate(VALID)
+    records = [new_record(request, LISTER) for _ in range(3)]
+    for record in records:
+        wiring.orders_repo().create(record)
+    return [record.order_id for record in records]
+
+
+def marker(payload: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+MARKER_FIELDS = ("id", "name", "created_on", "state", "last_modified")
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        pytest.param({"page_size": ["9" * 5000]}, "page_size", id="page-size-5000-digits"),
+        pytest.param({"page_size": ["1" + "0" * 400]}, "page_size", id="page-size-10-to-the-400"),
+        pytest.param({"page_size": ["-3"]}, "page_size", id="page-size-negative"),
+        pytest.param({"page_size": ["2.5"]}, "page_size", id="page-size-float"),
+        pytest.param({"page_marker": [marker([1, 2])]}, "page_marker", id="marker-json-not-an-object"),
+        pytest.param(
+            {"page_marker": [marker(dict.fromkeys(MARKER_FIELDS, 7))]}, "page_marker", id="marker-wrong-types"
+        ),
+        pytest.param(
+            {"page_marker": [base64.urlsafe_b64encode(b"\xff\xfe garbage").decode()]},
+            "page_marker",
+            id="marker-base64-of-garbage",
+        ),
+        pytest.param(
+            {"page_marker": [base64.urlsafe_b64encode(b"[" * 100_000).decode()]},
+            "page_marker",
+            id="marker-nested-100000-deep",
+        ),
+        pytest.param({"page_marker": ["QUFB" * 200_000]}, "page_marker", id="marker-huge"),
+        pytest.param({"name": [f"a{LONE_SURROGATE}"]}, "name", id="name-lone-surrogate"),
+        pytest.param(
+            {"name__contains": [LONE_SURROGATE]}, "name__contains", id="name-contains-lone-surrogate"
+        ),
+        pytest.param({"created_on": ["9999-12-31T23:59:59-01:00"]}, "created_on", id="created-on-past-9999"),
+        pytest.param({"created_on": ["2024-01-01/2024-13-01"]}, "created_on", id="created-on-month-13"),
+        pytest.param({"sort_by": ["name DESC ASC"]}, "sort_by", id="sort-by-three-words"),
+        pytest.param({"sort_by": [",,"]}, "sort_by", id="sort-by-empty-keys"),
+        pytest.param({"x": [LONE_SURROGATE], "page_size": ["1"]}, "x", id="unknown-parameter-lone-surrogate"),
+    ],
+)
+def test_api_list_hostile_query_answers_400_naming_the_parameter(
+    aws_stack: AwsStack, listed_orders: list[str], query: dict[str, list[str]], field: str
+) -> None:
+    status, body = call(aws_stack, "GET", ORDERS, multi_query=query, tenant=LISTER)
+
+    assert status == 400
+    assert_planet_400(body, field, "")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param({"name": ["a\x00b"]}, id="name-with-nul"),
+        pytest.param({"name__contains": ["x" * 20_000]}, id="name-contains-20000-characters"),
+        pytest.param({"page_size": ["1", "oops"]}, id="page-size-repeated-first-wins"),
+        pytest.param({"created_on": ["2030-01-01T00:00:00Z/2020-01-01T00:00:00Z"]}, id="created-on-reversed"),
+        pytest.param({"page_size": ["1"], "x": ["\x00"]}, id="unknown-parameter-with-nul"),
+        pytest.param({"last_modified": ["/"], "page_size": ["1"]}, id="last-modified-open-both-ends"),
+    ],
+)
+def test_api_list_odd_but_valid_query_answers_200_with_links_that_work(
+    aws_stack: AwsStack, listed_orders: list[str], query: dict[str, list[str]]
+) -> None:
+    status, body = call(aws_stack, "GET", ORDERS, multi_query=query, tenant=LISTER)
+
+    assert status == 200
+    assert set(body) == {"_links", "orders"}
+    if "next" in body["_links"]:
+        parts = urlsplit(body["_links"]["next"])
+        status, _ = call(
+            aws_stack, "GET", ORDERS, multi_query=parse_qs(parts.query, keep_blank_values=True), tenant=LISTER
+        )
+        assert status == 200
+
+
+def test_api_list_marker_of_another_tenant_lists_only_the_callers_orders(
+    aws_stack: AwsStack, listed_orders: list[str]
+) -> None:
+    _, first = call(aws_stack, "GET", ORDERS, multi_query={"page_size": ["1"]}, tenant=LISTER)
+    theirs = parse_qs(urlsplit(first["_links"]["next"]).query)["page_marker"]
+
+    status, body = call(aws_stack, "GET", ORDERS, multi_query={"page_marker": theirs}, tenant="someone-else")
+
+    assert (status, body["orders"]) == (200, [])
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        pytest.param(json.dumps(VALID | {"name": LONE_SURROGATE}), "name", id="name"),
+        pytest.param(json.dumps(VALID | {"metadata": {"k": f"v{LONE_SURROGATE}"}}), "metadata.k", id="value"),
+        pytest.param(
+            json.dumps(VALID | {"metadata": {LONE_SURROGATE: 1}}),
+            "metadata.\\ud800",
+            id="key-escaped-in-field",
+        ),
+    ],
+)
+def test_api_create_lone_surrogate_answers_400_naming_where(
+    aws_stack: AwsStack, raw: str, field: str
+) -> None:
+    assert "\\ud800" in raw  # the JSON escape a client sends, not the character
+
+    status, body = call(aws_stack, "POST", ORDERS, body=raw)
+
+    assert status == 400
+    assert_planet_400(body, field, "lone UTF-16 surrogate")
+    assert intake_is_empty(aws_stack)
+
+
+def test_api_bulk_cancel_lone_surrogate_in_an_id_answers_400(aws_stack: AwsStack) -> None:
+    status, body = call(aws_stack, "POST", BULK_CANCEL, body='{"order_ids": ["\\udfff"]}')
+
+    assert status == 400
+    assert_planet_400(body, "order_ids.0", "lone UTF-16 surrogate")
+
+
+@pytest.mark.parametrize("token", [LONE_SURROGATE, "é.é.é", "a.b.c", "x" * 10_000])
+def test_api_download_hostile_token_answers_401(aws_stack: AwsStack, token: str) -> None:
+    status, body = call(aws_stack, "GET", "/compute/ops/download", query={"token": token}, tenant=None)
+
+    assert (status, body) == (401, {"message": "invalid download token"})
+
+
+# Values a client can put in a query string, hostile ones weighted in.
+_LONE_SURROGATES = st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=2)
+_HOSTILE_VALUES = st.one_of(
+    st.text(max_size=30),
+    st.builds(lambda a, s: a + s, st.text(max_size=4), _LONE_SURROGATES),
+    st.from_regex(r"[-+]?[0-9]{0,8}(\.[0-9]*)?", fullmatch=True),
+    st.integers(min_value=4300, max_value=5000).map(lambda n: "9" * n),
+    st.sampled_from(
+        ["queued", "all", "name DESC", "..", "2024-01-01T00:00:00Z/..", "9999-12-31T23:59:59-12:00"]
+    ),
+    st.binary(max_size=30).map(lambda raw: base64.urlsafe_b64encode(raw).decode()),
+    st.fixed_dictionaries(
+        {k: st.one_of(st.text(max_size=8), st.integers(), st.none()) for k in MARKER_FIELDS}
+    ).map(marker),
+)
+_PARAMETERS = st.sampled_from(
+    [
+        *("state", "source_type", "name", "name__contains", "created_on", "last_modified", "hosting"),
+        *("destination_ref", "user_id", "sort_by", "page_size", "page_marker", "x"),
+    ]
+)
+
+
+@settings(
+    max_examples=150,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    query=st.dictionaries(_PARAMETERS | _LONE_SURROGATES, st.lists(_HOSTILE_VALUES, min_size=1, max_size=2))
+)
+def test_api_list_fuzzed_query_answers_200_or_400_naming_a_given_parameter(
+    aws_stack: AwsStack, listed_orders: list[str], query: dict[str, list[str]]
+) -> None:
+    status, body = call(aws_stack, "GET", ORDERS, multi_query=query, tenant=LISTER)
+
+    assert status in (200, 400), body
+    if status == 400:
+        assert_planet_400(body, next(iter(body["field"]), None), "")
+        assert set(body["field"]) <= {key.encode("utf-8", "backslashreplace").decode() for key in query}
+
+
+def test_api_create_fuzzed_strings_answer_202_or_400_naming_the_field(aws_stack: AwsStack) -> None:
+    @settings(max_examples=60, derandomize=True, database=None, deadline=None)
+    @given(name=_HOSTILE_VALUES, note=_HOSTILE_VALUES)
+    def answers_202_or_400(name: str, note: str) -> None:
+        raw = json.dumps(VALID | {"name": name, "metadata": {"note": note}})
+
+        status, body = call(aws_stack, "POST", ORDERS, body=raw, tenant="hostile-creator")
+
+        assert status in (202, 400, 413), body
+        if status == 400:
+            assert set(body["field"]) <= {"name", "metadata.note"}, body
+
+    try:
+        answers_202_or_400()
+    finally:  # the accepted orders' messages go, so the intake stays empty for the other tests
+        sqs, queue = boto3.client("sqs"), aws_stack.ref("IntakeQueue")
+        while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
+            for message in messages:
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        pytest.param(f"api-key pgw_{LONE_SURROGATE}", id="lone-surrogate"),
+        pytest.param("api-key pgw_\x00", id="nul"),
+        pytest.param("Basic " + base64.b64encode(b"\xff\xfe:").decode(), id="basic-not-utf-8"),
+        pytest.param("Basic %%%", id="basic-not-base64"),
+        pytest.param("api-key " + "k" * 20_000, id="20000-characters"),
+    ],
+)
+def test_authorizer_hostile_authorization_header_is_unauthorized(
+    aws_stack: AwsStack, authorization: str
+) -> None:
+    event = {
+        "type": "REQUEST",
+        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abc123/v1/GET/compute/ops/orders/v2",
+        "headers": {"Authorization": authorization},
+    }
+
+    result = aws_stack.invoke_raw("AuthorizerFunction", event)
+
+    assert result.errored
+    assert json.loads(result.payload)["errorMessage"] == "Unauthorized"  # API Gateway's 401, not a 500

@@ -310,17 +310,20 @@ def test_bulk_cancel_both_forms_report_planets_result_shape(aws_stack: AwsStack)
     assert aws_stack.record(second).cancel_requested
 
 
-def test_stats_counts_the_callers_and_everyones_active_orders(aws_stack: AwsStack) -> None:
+def test_stats_counts_only_the_callers_tenant_as_user_and_organization(aws_stack: AwsStack) -> None:
     create_order(aws_stack, scenes_request())
-    api(aws_stack, "POST", "/compute/ops/orders/v2", scenes_request(), tenant="other")
+    for _ in range(2):
+        api(aws_stack, "POST", "/compute/ops/orders/v2", scenes_request(), tenant="other")
 
     status, body = api(aws_stack, "GET", "/compute/ops/stats/orders/v2")
+    _, theirs = api(aws_stack, "GET", "/compute/ops/stats/orders/v2", tenant="other")
 
     assert status == 200
     assert body == {
-        "organization": {"queued_orders": 2, "running_orders": 0},
+        "organization": {"queued_orders": 1, "running_orders": 0},
         "user": {"queued_orders": 1, "running_orders": 0},
     }
+    assert theirs["organization"] == theirs["user"] == {"queued_orders": 2, "running_orders": 0}
 
 
 def test_create_with_same_idempotency_key_three_times_is_one_order(aws_stack: AwsStack) -> None:

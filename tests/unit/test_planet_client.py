@@ -419,13 +419,45 @@ def test_create_order_2xx_with_unreadable_body_is_ambiguous(
     assert caught.value.ambiguous is True and caught.value.status == 202
 
 
-def test_get_order_2xx_that_is_not_an_order_raises_unavailable(
+def test_get_order_2xx_that_is_not_an_order_raises_unavailable_with_its_status(
     mocked: responses.RequestsMock, client: PlanetClient
 ) -> None:
-    mocked.get(f"{ORDERS}/{ORDER_ID}", json={"id": ORDER_ID, "state": "archived"})
+    mocked.get(f"{ORDERS}/{ORDER_ID}", json={"id": ORDER_ID, "state": None})
 
-    with pytest.raises(UpstreamUnavailable, match="state"):
+    with pytest.raises(UpstreamUnavailable, match="state") as caught:
         client.get_order(ORDER_ID)
+    assert caught.value.status == 200
+
+
+def test_get_order_unknown_state_new_fields_and_nulls_read_as_a_running_order(
+    mocked: responses.RequestsMock, client: PlanetClient
+) -> None:
+    body = order_json(state="archiving", error_hints=None, new_planet_field={"x": [1, None]})
+    mocked.get(f"{ORDERS}/{ORDER_ID}", json=body)
+
+    order = client.get_order(ORDER_ID)
+
+    assert (order.state, order.reported_state, order.error_hints) == (OrderState.running, "archiving", [])
+
+
+def test_get_bundles_spec_returns_planets_object_with_the_given_timeout(
+    mocked: responses.RequestsMock, client: PlanetClient
+) -> None:
+    spec = {"bundles": {"visual": {"assets": {"PSScene": ["ortho_visual"]}}}, "version": "v"}
+    mocked.get(f"{BASE}/bundles/spec", json=spec)
+
+    assert client.get_bundles_spec(timeout=(1.0, 2.0)) == spec
+    assert mocked.calls[0].request.req_kwargs["timeout"] == (1.0, 2.0)
+    assert mocked.calls[0].request.headers["Authorization"] == f"api-key {API_KEY}"
+
+
+def test_get_bundles_spec_missing_at_planet_raises_not_found(
+    mocked: responses.RequestsMock, client: PlanetClient
+) -> None:
+    mocked.get(f"{BASE}/bundles/spec", status=404, json={"message": "Not found"})
+
+    with pytest.raises(UpstreamNotFound):
+        client.get_bundles_spec()
 
 
 class RefusingNetwork:

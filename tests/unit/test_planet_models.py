@@ -267,27 +267,56 @@ def test_order_request_unclosed_clip_ring_rejected() -> None:
     assert message.startswith("linear ring is not closed")
 
 
-def test_order_request_out_of_range_longitude_rejected_at_its_position() -> None:
-    aoi = {"type": "Polygon", "coordinates": [[[0, 0], [200.5, 0], [1, 1], [0, 0]]]}
-
-    error_body = rejection(scenes_request(tools=[{"clip": {"aoi": aoi}}]))
-
-    assert messages_for(error_body, "tools.0.clip.aoi.coordinates.0.1") == [
-        "longitude 200.5 is outside [-180, 180]"
-    ]
-
-
-def test_order_request_out_of_range_latitude_in_basemaps_multipolygon_rejected() -> None:
-    geometry = {
-        "type": "MultiPolygon",
-        "coordinates": [[SQUARE["coordinates"][0]], [[[0, 0], [1, 0], [1, 95], [0, 0]]]],
+def test_order_request_longitude_past_the_antimeridian_accepted_as_planets_tools_page_sends_it() -> None:
+    # Planet's tools docs clip with a longitude of 181.76: coordinates are not range-checked (structure only).
+    aoi = {
+        "type": "Polygon",
+        "coordinates": [[[179.9, -16.1], [181.76, -16.1], [181.76, -15.8], [179.9, -15.8], [179.9, -16.1]]],
     }
 
-    error_body = rejection(basemaps_request(products=[{"mosaic_name": "m", "geometry": geometry}]))
+    request = OrderRequest.model_validate(scenes_request(tools=[{"clip": {"aoi": aoi}}]))
 
-    assert messages_for(error_body, "products.0.geometry.coordinates.1.0.2") == [
-        "latitude 95 is outside [-90, 90]"
-    ]
+    assert request.to_wire()["tools"] == [{"clip": {"aoi": aoi}}]
+
+
+def test_order_request_basemaps_geometry_latitude_outside_90_left_to_planet() -> None:
+    geometry = {"type": "MultiPolygon", "coordinates": [[[[0, 0], [1, 0], [1, 95], [0, 0]]]]}
+
+    request = OrderRequest.model_validate(
+        basemaps_request(products=[{"mosaic_name": "m", "geometry": geometry}])
+    )
+
+    assert request.to_wire()["products"][0]["geometry"] == geometry
+
+
+def test_order_request_clip_aoi_feature_reference_accepted() -> None:
+    aoi = {"type": "ref", "content": "pl:features/my/fields-abc/field-1"}
+
+    request = OrderRequest.model_validate(scenes_request(tools=[{"clip": {"aoi": aoi}}]))
+
+    assert request.to_wire()["tools"] == [{"clip": {"aoi": aoi}}]
+
+
+def test_order_request_clip_aoi_reference_without_content_rejected_naming_it() -> None:
+    error_body = rejection(scenes_request(tools=[{"clip": {"aoi": {"type": "ref"}}}]))
+
+    assert messages_for(error_body, "tools.0.clip.aoi.content") == ["is required"]
+
+
+def test_order_request_s3_compatible_without_use_path_style_accepted() -> None:
+    delivery = {
+        "s3_compatible": {
+            "endpoint": "https://s3.example.net",
+            "bucket": "b",
+            "region": "r",
+            "access_key_id": "AK",
+            "secret_access_key": "SK",
+        }
+    }
+
+    request = OrderRequest.model_validate(scenes_request(delivery=delivery))
+
+    assert request.to_wire()["delivery"] == delivery
 
 
 @pytest.mark.parametrize(
@@ -512,9 +541,64 @@ def test_planet_order_dump_by_alias_uses_planet_link_names() -> None:
     assert "a_field_planet_added_later" not in dumped
 
 
-def test_planet_order_unknown_state_rejected() -> None:
+def test_planet_order_unknown_state_read_as_running_keeping_planets_word() -> None:
+    order = PlanetOrder.model_validate({**SUCCESS_ORDER, "state": "archived"})
+
+    assert order.state is OrderState.running and not order.is_final
+    assert order.reported_state == "archived" and not order.state_is_known
+
+
+def test_planet_order_known_state_is_known() -> None:
+    order = PlanetOrder.model_validate(SUCCESS_ORDER)
+
+    assert order.state_is_known and order.reported_state == "success"
+
+
+def test_planet_order_nulls_for_lists_and_links_read_as_absent() -> None:
+    nulls = {"error_hints": None, "_links": None, "products": None, "name": None, "tools": None}
+
+    order = PlanetOrder.model_validate({**SUCCESS_ORDER, **nulls})
+
+    assert order.error_hints == [] and order.results == [] and order.products == [] and order.name == ""
+
+
+def test_planet_order_odd_hints_and_timestamps_do_not_fail_the_parse() -> None:
+    order = PlanetOrder.model_validate(
+        {
+            **SUCCESS_ORDER,
+            "error_hints": ["item x unavailable", None, {"code": 7}],
+            "created_on": "yesterday-ish",
+            "last_modified": "2025-03-04T05:06:21.52333Z",
+            "subscription_id": "1234",
+        }
+    )
+
+    assert order.error_hints == ["item x unavailable", '{"code": 7}']
+    assert order.created_on is None and order.last_modified is not None
+
+
+def test_planet_order_unreadable_result_entry_left_out_not_failing_the_order() -> None:
+    links = {"results": [{"name": "o/a.tif", "location": "u"}, {"location": "no name"}, None, "junk"]}
+
+    order = PlanetOrder.model_validate({"id": "o", "state": "running", "_links": links})
+
+    assert [r.name for r in order.results] == ["o/a.tif"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"state": "running"},
+        {"id": "o"},
+        {"id": "o", "state": None},
+        {"id": "", "state": "running"},
+        {"id": "o", "state": 3},
+        ["not", "an", "object"],
+    ],
+)
+def test_planet_order_without_usable_id_or_state_rejected(body: Any) -> None:
     with pytest.raises(ValidationError):
-        PlanetOrder.model_validate({**SUCCESS_ORDER, "state": "archived"})
+        PlanetOrder.model_validate(body)
 
 
 def test_result_link_unparseable_expiry_kept_as_text() -> None:

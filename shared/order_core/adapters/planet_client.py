@@ -101,7 +101,7 @@ class _IdempotentOnlyRetry(Retry):
 
 
 class PlanetClient:
-    """Planet's Orders API v2: create, get, list, cancel, bulk cancel, stats.
+    """Planet's Orders API v2: create, get, list, cancel, bulk cancel, stats, and the bundles spec.
 
     Every call has a timeout, and every failure becomes one of ``order_core.errors``: 401/403
     ``UpstreamAuthError``, 404 ``UpstreamNotFound``, 409 ``UpstreamConflict``, other 4xx
@@ -188,6 +188,14 @@ class PlanetClient:
         body = {} if order_ids is None else {"order_ids": list(order_ids)}
         return self._object("POST", self._url("bulk/orders/v2/cancel"), json_body=body)
 
+    def get_bundles_spec(self, timeout: tuple[float, float] | None = None) -> dict[str, Any]:
+        """``GET /bundles/spec``: Planet's product bundles spec (``{"bundles": {name: {"assets": ...}}}``).
+
+        Returned as the JSON object Planet sent; reading it is ``services.bundles``' job. ``timeout``
+        overrides the client's own, for callers that must answer quickly.
+        """
+        return self._object("GET", self._url("bundles/spec"), timeout=timeout)
+
     def aggregated_order_stats(self) -> dict[str, Any]:
         """``GET /stats/orders/v2``: queued and running counts for the organisation and the user."""
         return self._object("GET", self._url("stats/orders/v2"))
@@ -235,8 +243,10 @@ class PlanetClient:
         response = self._send(method, url, json_body=json_body)
         return self._validate_order(response, self._decode(response))
 
-    def _object(self, method: str, url: str, json_body: Any = None) -> dict[str, Any]:
-        response = self._send(method, url, json_body=json_body)
+    def _object(
+        self, method: str, url: str, json_body: Any = None, timeout: tuple[float, float] | None = None
+    ) -> dict[str, Any]:
+        response = self._send(method, url, json_body=json_body, timeout=timeout)
         data = self._decode(response)
         if not isinstance(data, dict):
             raise self._unreadable(response, "a body that is not a JSON object")
@@ -251,7 +261,13 @@ class PlanetClient:
         return f"{self.base_url}/{path}/{quote(order_id, safe='')}"
 
     def _send(
-        self, method: str, url: str, *, params: Mapping[str, Any] | None = None, json_body: Any = None
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        timeout: tuple[float, float] | None = None,
     ) -> requests.Response:
         headers = {
             "Authorization": self._authorization.reveal(),
@@ -260,7 +276,7 @@ class PlanetClient:
         }
         try:
             response = self._session.request(
-                method, url, params=params, json=json_body, headers=headers, timeout=self._timeout
+                method, url, params=params, json=json_body, headers=headers, timeout=timeout or self._timeout
             )
         except (
             requests.ConnectionError,

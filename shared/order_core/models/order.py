@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from order_core.models.planet import OrderState
+from order_core.models.planet import CLOUD_DESTINATIONS, OrderState
 
 
 def utcnow() -> datetime:
@@ -62,12 +62,16 @@ class OrderRecord(BaseModel):
     rejected: bool = False
     #: Cancelled by the client before it reached Planet: never submitted, ends ``cancelled``.
     cancel_requested: bool = False
+    #: SHA-256 of an SQS producer's message body: the same ``idempotency_key`` with another body is refused.
+    intake_sha256: str | None = None
 
     upstream_order_id: str | None = None
     upstream_state: str | None = None
     submit_started_at: datetime | None = None
     submit_attempts: int = 0
     submitted_at: datetime | None = None
+    #: Consecutive polls whose 2xx answer could not be read; reset by a readable one (services/poll.py).
+    unusable_polls: int = 0
 
     results: list[LandedFile] = Field(default_factory=list)
     #: Paths (as in ``results``) of delivered files still landing: the order's GET lists them as pending.
@@ -82,8 +86,14 @@ class OrderRecord(BaseModel):
 
     @property
     def native_delivery(self) -> bool:
-        """Planet delivers the results itself (cloud delivery or hosting): nothing to land."""
-        return bool(self.request.get("delivery")) or self.hosting
+        """Planet delivers the results itself (a cloud destination or hosting): nothing to land.
+
+        A ``delivery`` block with only archive or layout options (``archive_type``, ``single_archive``,
+        ``archive_filename``, ``layout``) is still a direct-download order: its results are landed.
+        """
+        delivery = self.request.get("delivery")
+        cloud = isinstance(delivery, dict) and any(delivery.get(name) for name in CLOUD_DESTINATIONS)
+        return cloud or self.hosting
 
 
 #: Message attribute ``message_type`` of intake messages sent by the API (external producers send none).

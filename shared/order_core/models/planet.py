@@ -20,8 +20,13 @@ parameters of those four, and GeoJSON foreign members such as ``bbox``.
 
 Decisions where the reference is silent: a basemaps ``clip`` may omit ``aoi`` (Planet's own basemaps example
 sends ``{"clip": {}}``, clipping to the product geometry) while a scenes ``clip`` must carry one; an empty
-``order_ids`` list is not a valid bulk cancel (see ``PlanetClient.cancel_orders``); an unknown order
-``state`` in a response is a validation error, not silently mapped, because every consumer branches on it.
+``order_ids`` list is not a valid bulk cancel (see ``PlanetClient.cancel_orders``). Checks stay structural
+and never stricter than Planet: every shape the SDK's request builders produce is accepted (coordinates are
+not range-checked, a clip AOI may be a Feature reference, ``s3_compatible.use_path_style`` is optional).
+
+The tolerant reader: in a response, unknown fields are ignored, a ``null`` counts as absent, and an order
+``state`` we have never seen is kept in ``reported_state`` while ``state`` says ``running`` (not final), so
+that the poller keeps following the order instead of failing to parse it.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -46,12 +52,14 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 __all__ = [
+    "CLOUD_DESTINATIONS",
     "MAX_ITEMS_PER_ORDER",
     "TOOLS_BY_SOURCE_TYPE",
     "AmazonS3",
@@ -60,6 +68,7 @@ __all__ = [
     "ClipParams",
     "Delivery",
     "Destination",
+    "FeatureRef",
     "FileFormatParams",
     "Geometry",
     "GoogleCloudStorage",
@@ -177,21 +186,18 @@ class _OpenWire(BaseModel):
 
 
 def _position_errors(position: Any, loc: tuple[str | int, ...]) -> list[InitErrorDetails]:
+    # Structure only, never ranges: Planet's own tools-page clip example has a longitude of 181.76, and the
+    # SDK's GeoJSON check (the geojson package) does not bound coordinates either. RFC 7946 allows elements
+    # after the altitude, so a position is two or more numbers.
     if (
         not isinstance(position, list)
-        or not 2 <= len(position) <= 3
+        or len(position) < 2
         or any(isinstance(n, bool) or not isinstance(n, int | float) for n in position)
         or not all(math.isfinite(n) for n in position)
     ):
         message = "a position must be [longitude, latitude] or [longitude, latitude, altitude] numbers"
         return [_line_error(loc, "geojson_position", message, position)]
-    lon, lat = position[0], position[1]
-    errors = []
-    if not -180 <= lon <= 180:
-        errors.append(_line_error(loc, "geojson_longitude", f"longitude {lon} is outside [-180, 180]", lon))
-    if not -90 <= lat <= 90:
-        errors.append(_line_error(loc, "geojson_latitude", f"latitude {lat} is outside [-90, 90]", lat))
-    return errors
+    return []
 
 
 def _ring_errors(ring: Any, loc: tuple[str | int, ...]) -> list[InitErrorDetails]:
@@ -318,7 +324,9 @@ class S3Compatible(_Wire):
     region: NonEmptyStr
     access_key_id: NonEmptyStr = Field(repr=False)
     secret_access_key: NonEmptyStr = Field(repr=False)
-    use_path_style: bool
+    # Optional: the SDK always sends it, but Planet's need for it is unknown (planet-fidelity.md), and
+    # requiring it would be stricter than Planet may be.
+    use_path_style: bool | None = None
     path_prefix: str | None = None
 
 
@@ -329,7 +337,7 @@ class Destination(_Wire):
     path_prefix: str | None = None
 
 
-_DESTINATIONS = (
+CLOUD_DESTINATIONS = (
     "amazon_s3",
     "azure_blob_storage",
     "google_cloud_storage",
@@ -338,6 +346,7 @@ _DESTINATIONS = (
     "s3_compatible",
     "destination",
 )
+"""Keys of ``delivery`` that make Planet deliver the order itself; archive and layout options do not."""
 
 
 class Delivery(_Wire):
@@ -357,7 +366,7 @@ class Delivery(_Wire):
 
     @model_validator(mode="after")
     def _at_most_one_destination(self) -> Delivery:
-        chosen = [name for name in _DESTINATIONS if getattr(self, name) is not None]
+        chosen = [name for name in CLOUD_DESTINATIONS if getattr(self, name) is not None]
         if len(chosen) > 1:
             raise PydanticCustomError(
                 "delivery_destinations",
@@ -369,7 +378,7 @@ class Delivery(_Wire):
     @property
     def destination_name(self) -> str | None:
         """The cloud destination's key (``"amazon_s3"``…), or None for direct download."""
-        return next((name for name in _DESTINATIONS if getattr(self, name) is not None), None)
+        return next((name for name in CLOUD_DESTINATIONS if getattr(self, name) is not None), None)
 
 
 # --- notifications, hosting -------------------------------------------------------------------------------
@@ -397,10 +406,29 @@ class Hosting(_Wire):
 # --- tools -------------------------------------------------------------------------------------------------
 
 
-class ClipParams(_OpenWire):
-    """``aoi`` is required for scenes orders; a basemaps clip without one clips to the product geometry."""
+class FeatureRef(_OpenWire):
+    """A reference to a saved Feature (Features API), as the SDK's ``clip_tool`` sends one."""
 
-    aoi: Geometry | None = None
+    type: Literal["ref"]
+    content: NonEmptyStr  # "pl:features/my/<collection>/<feature>"; its existence is Planet's to judge
+
+
+class ClipParams(_OpenWire):
+    """``aoi`` is required for scenes orders; a basemaps clip without one clips to the product geometry.
+
+    The AOI is a Polygon or MultiPolygon, or a Feature reference ``{"type": "ref", "content": "pl:..."}``.
+    """
+
+    aoi: Geometry | FeatureRef | None = None
+
+    @field_validator("aoi", mode="before")
+    @classmethod
+    def _geometry_or_ref(cls, value: Any) -> Any:
+        # Chosen by "type" rather than left to the union, whose errors would list both shapes' complaints.
+        if isinstance(value, Mapping):
+            model: type[BaseModel] = FeatureRef if value.get("type") == "ref" else Geometry
+            return model.model_validate(value)
+        return value
 
 
 class FileFormatParams(_OpenWire):
@@ -410,7 +438,9 @@ class FileFormatParams(_OpenWire):
 class ReprojectParams(_OpenWire):
     projection: NonEmptyStr
     resolution: JsonNumber | None = None
-    kernel: Literal["near", "bilinear", "cubic", "cubicspline", "lanczos", "average", "mode"] | None = None
+    # The SDK documents near, bilinear, cubic, cubicspline, lanczos, average and mode, but does not check it,
+    # and Planet's resampler (GDAL) knows more (min, max, med, q1, q3): a name is Planet's to judge.
+    kernel: NonEmptyStr | None = None
 
 
 class HarmonizeParams(_OpenWire):
@@ -612,10 +642,46 @@ class OrderState(StrEnum):
         return self.position >= OrderState(target).position
 
 
+_STATE_VALUES = frozenset(state.value for state in OrderState)
+
+
 class _Upstream(BaseModel):
-    """Planet's responses: unknown fields ignored, since Planet adds fields without notice."""
+    """Planet's responses: unknown fields ignored, since Planet adds fields without notice; nulls absent."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        # "error_hints": null or "_links": null then gets the field's default instead of failing the parse.
+        if isinstance(data, Mapping):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
+
+
+def _lenient_time(value: Any, handler: ValidatorFunctionWrapHandler) -> datetime | None:
+    """A timestamp we cannot read is dropped: no consumer may stall on Planet's clock format."""
+    try:
+        result: datetime | None = handler(value)
+    except ValidationError:
+        return None
+    return result
+
+
+LenientTime = Annotated[datetime | None, WrapValidator(_lenient_time)]
+
+
+def _hint_texts(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        value = [value]
+    return [item if isinstance(item, str) else json.dumps(item) for item in value if item is not None]
+
+
+def _known_state(value: Any) -> Any:
+    # An unknown string becomes running (not final); PlanetOrder.reported_state keeps Planet's own word.
+    if isinstance(value, str) and value not in _STATE_VALUES:
+        return OrderState.running
+    return value
 
 
 class ResultLink(_Upstream):
@@ -632,27 +698,58 @@ class OrderLinks(_Upstream):
     self_url: str | None = Field(default=None, alias="_self")
     results: list[ResultLink] | None = None
 
+    @field_validator("results", mode="wrap")
+    @classmethod
+    def _readable_results(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> list[ResultLink] | None:
+        # An entry we cannot read (no name) is left out rather than making the whole order unreadable: the
+        # poller needs only the state, and landing checks every file against manifest.json, so a file whose
+        # link was left out fails the landing loudly instead of going missing.
+        if not isinstance(value, list):
+            result: list[ResultLink] | None = handler(value)
+            return result
+        kept = []
+        for entry in value:
+            try:
+                kept.append(ResultLink.model_validate(entry))
+            except ValidationError:
+                continue
+        return kept
+
 
 class PlanetOrder(_Upstream):
     """An order as ``GET /orders/v2/{id}`` (or create, cancel, list) returns it."""
 
-    id: str
+    id: NonEmptyStr
     name: str = ""  # always sent by Planet; a default keeps consumers free of None checks
-    state: OrderState
+    state: Annotated[OrderState, BeforeValidator(_known_state)]
+    #: The state exactly as Planet sent it; differs from ``state`` only for a state we do not know.
+    reported_state: str = ""
     last_message: str | None = None
-    error_hints: list[str] = Field(default_factory=list)
-    created_on: datetime | None = None
-    last_modified: datetime | None = None
-    products: list[dict[str, Any]] = Field(default_factory=list)
-    tools: list[dict[str, Any]] | None = None
+    error_hints: Annotated[list[str], BeforeValidator(_hint_texts)] = Field(default_factory=list)
+    created_on: LenientTime = None
+    last_modified: LenientTime = None
+    products: list[Any] = Field(default_factory=list)
+    tools: list[Any] | None = None
     delivery: dict[str, Any] | None = None
     notifications: dict[str, Any] | None = None
     hosting: dict[str, Any] | None = None
     order_type: str | None = None
     source_type: str | None = None
-    subscription_id: int | None = None
+    subscription_id: int | str | None = None
     metadata: dict[str, Any] | None = None
     links: OrderLinks = Field(default_factory=OrderLinks, alias="_links")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_reported_state(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and isinstance(data.get("state"), str):
+            return {**data, "reported_state": data["state"]}
+        return data
+
+    @property
+    def state_is_known(self) -> bool:
+        """False when Planet sent a state this gateway has never seen (then ``state`` is ``running``)."""
+        return self.reported_state in ("", self.state.value)
 
     @property
     def results(self) -> list[ResultLink]:

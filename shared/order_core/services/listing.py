@@ -29,10 +29,14 @@ The semantics, after ``shared/reference/planet-orders-api.md`` section 2.3:
   by ascending id, so the order is total and paging is deterministic.
 - ``page_size`` is an integer from 1 to ``MAX_PAGE_SIZE``; the caller chooses the default.
 - Any other parameter is ignored, but repeated in ``_links.next``.
+- A name or value that is not Unicode text (a lone UTF-16 surrogate, which the JSON of a proxy event can
+  spell as ``\ud800``) is refused: it can be neither compared as text nor repeated in a link.
 
 Paging is by key, not by offset. The page marker is opaque to clients: base64url JSON of the sort values
 of the last order on the previous page. The next page holds the orders that sort strictly after it, so
-orders created between two page requests neither repeat nor push an order off the pages. ``_links.next``
+orders created between two page requests neither repeat nor push an order off the pages. A marker names no
+tenant: given to another key, it only positions that key's own list. One that is not exactly what this
+module writes is refused. ``_links.next``
 is an absolute URL that repeats every query parameter with the new marker (Planet's SDK follows it as is),
 and is absent on the last page.
 
@@ -45,6 +49,7 @@ import base64
 import binascii
 import functools
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
@@ -71,6 +76,10 @@ SOURCE_TYPES = ("scenes", "basemaps", "all")
 SORT_FIELDS = ("name", "created_on", "state", "last_modified")
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 20
+#: A marker holds the last order's name; this bounds what is decoded, far above any real name.
+MAX_MARKER_LENGTH = 512 * 1024
+#: Values echoed in error messages are cut to this many characters.
+_SHOWN_LENGTH = 60
 
 # A query string with every value of each parameter, as API Gateway and werkzeug give it.
 QueryParams = Mapping[str, Sequence[str]]
@@ -177,6 +186,9 @@ def parse_query(params: QueryParams, *, default_page_size: int = DEFAULT_PAGE_SI
     no ``page_size``. Raises ``ListQueryError`` naming the first invalid parameter.
     """
     values = {key: [raw] if isinstance(raw, str) else list(raw) for key, raw in params.items()}
+    for key, given in values.items():
+        if not all(_is_text(value) for value in (key, *given)):
+            raise ListQueryError(_shown(key), "is not valid Unicode text (it holds a lone UTF-16 surrogate)")
 
     def first(parameter: str) -> str | None:
         given = values.get(parameter)
@@ -184,11 +196,13 @@ def parse_query(params: QueryParams, *, default_page_size: int = DEFAULT_PAGE_SI
 
     states = _split_values(values, "state")
     if unknown := [s for s in states if s not in STATES]:
-        raise ListQueryError("state", f"unknown state '{unknown[0]}'; expected one of {', '.join(STATES)}")
+        raise ListQueryError(
+            "state", f"unknown state '{_shown(unknown[0])}'; expected one of {', '.join(STATES)}"
+        )
     # Upstream lists scenes orders only unless told otherwise, for backwards compatibility.
     source_types = _split_values(values, "source_type") or ["scenes"]
     if unknown := [s for s in source_types if s not in SOURCE_TYPES]:
-        raise ListQueryError("source_type", f"unknown source_type '{unknown[0]}'")
+        raise ListQueryError("source_type", f"unknown source_type '{_shown(unknown[0])}'")
     created_on, last_modified = first("created_on"), first("last_modified")
     hosting, marker = first("hosting"), first("page_marker")
     return ListQuery(
@@ -237,6 +251,21 @@ def page(orders: Iterable[PlanetOrder], query: ListQuery, *, self_url: str) -> d
 # --- parsing -----------------------------------------------------------------------------------------------
 
 
+def _is_text(value: str) -> bool:
+    """Whether ``value`` is Unicode text, i.e. has a UTF-8 form (a lone surrogate has none)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(value: str) -> str:
+    """``value`` as an error message may quote it: lone surrogates escaped, long values cut."""
+    text = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= _SHOWN_LENGTH else text[:_SHOWN_LENGTH] + "..."
+
+
 def _split_values(values: Mapping[str, list[str]], parameter: str) -> list[str]:
     """Values of a parameter given repeated (``?state=a&state=b``) or as a comma list (``?state=a,b``)."""
     return [v.strip() for raw in values.get(parameter, ()) for v in raw.split(",") if v.strip()]
@@ -254,8 +283,8 @@ def _parse_interval(parameter: str, text: str) -> Interval:
             return None
         try:
             return _parse_time(value)
-        except ValueError as exc:
-            raise ListQueryError(parameter, f"'{value}' is not an RFC 3339 date-time") from exc
+        except (ValueError, OverflowError) as exc:  # OverflowError: 9999-12-31T23:59:59-01:00 is past 9999
+            raise ListQueryError(parameter, f"'{_shown(value)}' is not an RFC 3339 date-time") from exc
 
     if "/" not in text:
         moment = bound(text)
@@ -273,10 +302,12 @@ def _parse_sort(text: str | None) -> tuple[SortKey, ...]:
     for part in text.split(","):
         words = part.split()
         if not words or len(words) > 2 or words[0] not in SORT_FIELDS:
-            raise ListQueryError("sort_by", f"'{part.strip()}' is not one of {', '.join(SORT_FIELDS)}")
+            raise ListQueryError(
+                "sort_by", f"'{_shown(part.strip())}' is not one of {', '.join(SORT_FIELDS)}"
+            )
         direction = words[1].upper() if len(words) == 2 else "ASC"
         if direction not in ("ASC", "DESC"):
-            raise ListQueryError("sort_by", f"sort direction must be ASC or DESC, not '{words[1]}'")
+            raise ListQueryError("sort_by", f"sort direction must be ASC or DESC, not '{_shown(words[1])}'")
         keys.append(SortKey(words[0], descending=direction == "DESC"))
     return tuple(keys)
 
@@ -290,10 +321,15 @@ def _parse_bool(parameter: str, text: str) -> bool:
 def _parse_page_size(text: str | None, default: int) -> int:
     if text is None:
         return default
-    # isascii: str.isdigit accepts digits such as "²" that int() rejects.
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_PAGE_SIZE:
+    # isascii: str.isdigit accepts digits such as "²" that int() rejects. The length is checked before
+    # int(), which refuses strings of more than 4300 digits with a ValueError.
+    digits = text.lstrip("0")
+    if not (text.isascii() and text.isdigit()) or len(digits) > len(str(MAX_PAGE_SIZE)):
         raise ListQueryError("page_size", f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}")
-    return int(text)
+    size = int(digits or "0")
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise ListQueryError("page_size", f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}")
+    return size
 
 
 # --- page markers and sorting ------------------------------------------------------------------------------
@@ -305,13 +341,26 @@ def _encode_marker(values: _SortValues) -> str:
     return base64.urlsafe_b64encode(json.dumps(asdict(values), sort_keys=True).encode()).decode().rstrip("=")
 
 
+_MARKER_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+
+
 def _decode_marker(text: str) -> _SortValues:
+    """The sort values a marker of ``_encode_marker`` holds; anything else is a ListQueryError."""
+    invalid = ListQueryError("page_marker", "invalid page marker; use the one from the previous page's links")
+    if len(text) > MAX_MARKER_LENGTH:
+        raise invalid
     try:
         decoded = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-    except (binascii.Error, ValueError) as exc:
-        raise ListQueryError("page_marker", "invalid page marker") from exc
-    if not isinstance(decoded, dict) or not all(isinstance(decoded.get(k), str) for k in _MARKER_FIELDS):
-        raise ListQueryError("page_marker", "invalid page marker")
+    except (binascii.Error, ValueError, RecursionError):  # RecursionError: "[[[[..." nested 100,000 deep
+        raise invalid from None
+    if not (
+        isinstance(decoded, dict)
+        and set(decoded) == set(_MARKER_FIELDS)
+        and all(isinstance(value, str) and _is_text(value) for value in decoded.values())
+        and decoded["state"] in STATES
+        and all(_MARKER_TIME.fullmatch(decoded[k]) for k in ("created_on", "last_modified"))
+    ):
+        raise invalid
     return _SortValues(**{k: decoded[k] for k in _MARKER_FIELDS})
 
 

@@ -114,11 +114,12 @@ class OrderService:
             raise NotCancellable
         if record.phase in (Phase.ACCEPTED, Phase.SUBMITTING):
             # Never submitted (or a POST is in flight: the submitter cancels upstream right after it).
-            updated = self._repo.update(
-                order_id,
-                {"cancel_requested": True, "last_modified": utcnow()},
-                only_in_phases=(Phase.ACCEPTED, Phase.SUBMITTING),
-            )
+            # Never POSTed again once flagged (the submitter's claim requires the flag unset): the delivery
+            # credentials go with the flag (an in-flight POST already holds its copy).
+            changes: dict[str, Any] = {"cancel_requested": True, "last_modified": utcnow()}
+            if (stripped := without_credentials(record.request)) is not None:
+                changes["request"] = stripped
+            updated = self._repo.update(order_id, changes, only_in_phases=(Phase.ACCEPTED, Phase.SUBMITTING))
             if updated is not None:
                 if updated.phase == Phase.ACCEPTED and self._workflow is not None:
                     self._workflow.start(WorkflowInput(order_id=order_id, tenant=tenant, submitted=False))
@@ -171,24 +172,49 @@ class OrderService:
         }
 
     def stats(self, tenant: str) -> dict[str, Any]:
-        """Queued and running orders of the caller's tenant (user) and of everyone (organization)."""
+        """Queued and running orders of the caller's tenant, as both ``user`` and ``organization``.
 
-        def counts(scope: str | None) -> dict[str, int]:
-            return {
-                "queued_orders": self._repo.count_active("queued", scope),
-                "running_orders": self._repo.count_active("running", scope),
-            }
-
-        return {"organization": counts(None), "user": counts(tenant)}
+        A tenant is the organisation as its clients see it: counting every tenant's orders would tell each
+        one how busy the others are (docs/decisions.md, "Stats are the tenant's own").
+        """
+        counts = {
+            "queued_orders": self._repo.count_active("queued", tenant),
+            "running_orders": self._repo.count_active("running", tenant),
+        }
+        return {"organization": counts, "user": dict(counts)}
 
 
 def _as_cancelled(record: OrderRecord) -> OrderRecord:
     return record.model_copy(update={"state": OrderState.cancelled, "last_message": "Cancel success"})
 
 
-#: Delivery credentials are forwarded to Planet but never shown again: not in responses, logs or events.
+#: Delivery credentials, key ids included: forwarded to Planet but never shown again (not in responses, logs
+#: or events), and dropped from the stored request once Planet has the order (``without_credentials``). The
+#: names of every delivery model's credential fields (models/planet.py), plus those other clouds' credential
+#: documents use, so a field Planet adds later is caught if it is named like them.
 SECRET_FIELDS = frozenset(
-    {"credentials", "aws_secret_access_key", "secret_access_key", "sas_token", "customer_secret_key"}
+    {
+        # Amazon S3, S3-compatible, Oracle Cloud Storage
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "access_key_id",
+        "secret_access_key",
+        "session_token",
+        "customer_access_key_id",
+        "customer_secret_key",
+        # Azure Blob Storage
+        "sas_token",
+        "account_key",
+        "connection_string",
+        # Google Cloud Storage / Earth Engine (a base64 service-account JSON, or its fields)
+        "credentials",
+        "private_key",
+        "private_key_id",
+        "client_secret",
+        "refresh_token",
+        "password",
+    }
 )
 REDACTED = "<redacted>"
 
@@ -202,10 +228,24 @@ def redact(value: Any) -> Any:
     return value
 
 
+def without_credentials(request: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored request with its credentials replaced by the placeholder; None if it holds none.
+
+    Used once the gateway will never send the request to Planet again (Planet has the order, or it was
+    rejected or cancelled before reaching Planet): the rest of the request stays as the client sent it.
+    """
+    redacted: dict[str, Any] = redact(request)
+    return None if redacted == request else redacted
+
+
 def order_view(
     record: OrderRecord, base_url: str, links: DownloadLinks | None = None, *, with_results: bool = True
 ) -> dict[str, Any]:
-    """The order as Planet's API shows it, with result locations pointing at the landed copies."""
+    """The order as Planet's API shows it, with result locations pointing at the landed copies.
+
+    Every answer that shows an order (create, its idempotent replay, get, list, cancel) is built here, and
+    the whole view goes through ``redact``, so whatever ``redact`` hides is hidden from each of them.
+    """
     view: dict[str, Any] = {
         "_links": {"_self": f"{base_url}/orders/v2/{record.order_id}"},
         "id": record.order_id,
@@ -216,7 +256,7 @@ def order_view(
         "created_on": planet_time(record.created_on),
         "last_modified": planet_time(record.last_modified),
     }
-    for field, value in redact(record.request).items():
+    for field, value in record.request.items():
         if field != "name":
             view.setdefault(field, value)
     view.setdefault("source_type", record.source_type)
@@ -240,4 +280,4 @@ def order_view(
         pending = record.pending_results
         results += [{"name": f"{record.order_id}/{path}", "delivery": "pending"} for path in pending]
         view["_links"]["results"] = results
-    return view
+    return redact(view)

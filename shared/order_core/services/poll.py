@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from order_core.adapters.orders_repo import OrdersRepository
 from order_core.adapters.planet_client import PlanetClient
-from order_core.errors import OrderNotFound, UpstreamRateLimited, UpstreamUnavailable
-from order_core.models.order import Phase, PollResult, utcnow
+from order_core.errors import OrderNotFound, UpstreamError, UpstreamRateLimited, UpstreamUnavailable
+from order_core.models.order import OrderRecord, Phase, PollResult, utcnow
 from order_core.models.planet import OrderState
 from order_core.observability import bind_order, logger
 from order_core.services.backoff import BackoffPolicy
@@ -27,14 +27,34 @@ def history_safe_policy(first_wait: int, max_wait: int, deadline_seconds: int) -
     return BackoffPolicy(first_wait_seconds=first_wait, max_wait_seconds=cap)
 
 
+class UnusableUpstreamOrder(UpstreamError):
+    """Planet keeps answering polls with an order the gateway cannot read: the order fails with this hint."""
+
+
+def _unusable(exc: UpstreamUnavailable) -> bool:
+    """True for a 2xx whose body is not an order we can read (PlanetClient reports those as unavailable).
+
+    Only these are counted: a 5xx, a timeout or a refused connection is Planet being away, which the
+    polling deadline bounds; an answer that keeps coming back unreadable will not get better by waiting.
+    """
+    return exc.status is not None and 200 <= exc.status < 300
+
+
 class PollService:
     def __init__(
-        self, repo: OrdersRepository, planet: PlanetClient, policy: BackoffPolicy, deadline: timedelta
+        self,
+        repo: OrdersRepository,
+        planet: PlanetClient,
+        policy: BackoffPolicy,
+        deadline: timedelta,
+        *,
+        max_unusable: int = 5,
     ) -> None:
         self._repo = repo
         self._planet = planet
         self._policy = policy
         self._deadline = deadline
+        self._max_unusable = max_unusable
 
     def poll(self, order_id: str, attempt: int) -> PollResult:
         record = self._repo.get(order_id)
@@ -55,7 +75,10 @@ class PollService:
                 deadline_passed=deadline_passed,
             )
         except UpstreamUnavailable as exc:
-            logger.info("Planet unavailable; polling again later", extra={"error": str(exc)})
+            if _unusable(exc):
+                self._count_unusable(record, exc)
+            else:
+                logger.info("Planet unavailable; polling again later", extra={"error": str(exc)})
             return PollResult(
                 attempt=attempt + 1,
                 upstream_state=record.upstream_state,
@@ -65,6 +88,14 @@ class PollService:
 
         state = upstream.state
         changes: dict[str, object] = {"upstream_state": state.value, "last_modified": utcnow()}
+        if record.unusable_polls:
+            changes["unusable_polls"] = 0
+        if not upstream.state_is_known:
+            # Followed as running (not final) until Planet says something we know, or the deadline passes.
+            logger.warning(
+                "Planet reported an order state the gateway does not know; treating it as not final",
+                extra={"reported_state": upstream.reported_state},
+            )
         if state is OrderState.queued:
             changes["last_message"] = upstream.last_message or "Queued at Planet"
         elif state is OrderState.running:
@@ -84,4 +115,20 @@ class PollService:
             upstream_state=state.value,
             wait_seconds=self._policy.wait_for(order_id, attempt),
             deadline_passed=deadline_passed and not state.is_final,
+        )
+
+    def _count_unusable(self, record: OrderRecord, exc: UpstreamUnavailable) -> None:
+        """One more unreadable answer in a row; at ``max_unusable`` the order fails, naming the problem."""
+        count = record.unusable_polls + 1
+        logger.warning(
+            "Planet answered the poll with an order the gateway cannot read",
+            extra={"error": str(exc), "consecutive": count, "limit": self._max_unusable},
+        )
+        if count >= self._max_unusable:
+            raise UnusableUpstreamOrder(
+                f"Planet answered {count} polls in a row with an order the gateway cannot read; "
+                f"the last one: {exc}"
+            )
+        self._repo.update(
+            record.order_id, {"unusable_polls": count}, only_in_phases=(Phase.SUBMITTED, Phase.DELIVERING)
         )

@@ -7,11 +7,15 @@ order's marker before it ever POSTs again.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import unicodedata
 import uuid
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_core import from_json
 
 from order_core.adapters.messaging import OrderWorkflow
 from order_core.adapters.orders_repo import OrdersRepository
@@ -31,15 +35,27 @@ from order_core.models.order import (
     utcnow,
 )
 from order_core.models.planet import OrderRequest, PlanetOrder, planet_error_body
+from order_core.models.tenancy import validate_tenant
 from order_core.observability import bind_order, logger, metrics
 from order_core.services.backoff import BackoffPolicy
-from order_core.services.orders import new_record
+from order_core.services.idempotency import MAX_KEY_LENGTH
+from order_core.services.orders import new_record, without_credentials
+
+if TYPE_CHECKING:
+    from order_core.adapters.messaging import IntakeDeadLetters
 
 #: Orders from SQS producers get ids derived from their dedupe key, so a redelivered message is one order.
 _EXTERNAL_ORDER_NAMESPACE = uuid.UUID("6f1f4a52-8a0e-4b8e-9d55-2f3c1bb7a9a1")
 #: How far before our first POST attempt Planet's ``created_on`` may lie (clock skew).
 _RECONCILE_WINDOW = timedelta(minutes=10)
 DEFAULT_TENANT = "default"
+#: The largest body an SQS producer's order may have, as for the API's POST (functions/api/app.py): the
+#: stored order must fit one DynamoDB item and its completion event one SNS message.
+MAX_BODY_BYTES = 192 * 1024
+#: A rejected order keeps this many hints of at most this many characters (its completion event carries them).
+_MAX_HINTS = 20
+_MAX_HINT_CHARS = 300
+KEY_REUSED = "idempotency key reused with a different body"
 
 
 class RetryLater(GatewayError):
@@ -50,19 +66,70 @@ class RetryLater(GatewayError):
         self.seconds = seconds
 
 
+class MessageRefused(GatewayError):
+    """An intake message that cannot be attributed to an order of a valid tenant: it goes to the DLQ.
+
+    ``code`` is the metric's ``reason`` dimension (a few fixed values); the message is the human reason, put
+    on the dead-letter message and in the log. Neither ever holds the message's body.
+    """
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class MessageAttribute(BaseModel):
+    """One SQS message attribute as the producer sent it: text for String and Number types, else bytes."""
+
+    data_type: str = "String"
+    string_value: str | None = None
+    binary_value: bytes | None = None
+
+    @property
+    def value(self) -> str | bytes:
+        return self.string_value if self.string_value is not None else self.binary_value or b""
+
+
 class IntakeMessage(BaseModel):
     """One SQS message on the intake queue, from the API or from an outside producer."""
 
     message_id: str
     body: str
-    message_type: str | None = None
-    tenant: str | None = None
-    idempotency_key: str | None = None
+    attributes: dict[str, MessageAttribute] = Field(default_factory=dict)
+
+    def text(self, name: str) -> str | None:
+        """The attribute's text; None when absent. Refused when it is there but not text."""
+        attribute = self.attributes.get(name)
+        if attribute is None:
+            return None
+        if attribute.string_value is None or attribute.data_type.split(".")[0] == "Binary":
+            raise MessageRefused("invalid_attribute", f"the {name} attribute must be a String")
+        return attribute.string_value
+
+
+def valid_idempotency_key(key: str) -> str:
+    """The API's rule for ``Idempotency-Key`` (1 to 255 characters, not blank), and no control characters."""
+    if (
+        not key.strip()
+        or len(key) > MAX_KEY_LENGTH
+        or any(unicodedata.category(c) in ("Cc", "Cs") for c in key)
+    ):
+        raise ValueError(
+            f"idempotency keys are 1 to {MAX_KEY_LENGTH} characters, not blank, without control characters"
+        )
+    return key
 
 
 def external_order_id(tenant: str, dedupe_key: str) -> str:
-    """The order id of an SQS producer's message: the same for every redelivery of it."""
-    return str(uuid.uuid5(_EXTERNAL_ORDER_NAMESPACE, f"{tenant}:{dedupe_key}"))
+    """The order id of an SQS producer's message: the same for every redelivery of it.
+
+    ``uuid.uuid5`` itself, except that a key no UTF-8 can encode (a lone surrogate, which only a hand-made
+    event can carry) still hashes instead of raising.
+    """
+    name = f"{tenant}:{dedupe_key}".encode("utf-8", "surrogatepass")
+    digest = hashlib.sha1(_EXTERNAL_ORDER_NAMESPACE.bytes + name, usedforsecurity=False).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=5))
 
 
 def upstream_marker(order_id: str) -> str:
@@ -81,63 +148,130 @@ class SubmitService:
         planet: PlanetClient,
         workflow: OrderWorkflow,
         *,
+        dead_letters: IntakeDeadLetters | None = None,
         max_attempts: int = 6,
         retry_policy: BackoffPolicy | None = None,
     ) -> None:
         self._repo = repo
         self._planet = planet
         self._workflow = workflow
+        self._dead_letters = dead_letters
         self._max_attempts = max_attempts
         self._retry = retry_policy or BackoffPolicy(first_wait_seconds=10, max_wait_seconds=900)
 
     # --- intake --------------------------------------------------------------------------------------------
 
-    def process(self, message: IntakeMessage) -> str:
-        """Handle one intake message; raises RetryLater when it must come back later."""
-        if message.message_type == ACCEPTED_MESSAGE_TYPE:
-            order_id = AcceptedOrderMessage.model_validate_json(message.body).order_id
-        else:
-            order_id = self.accept_external(message)
-        self.submit(order_id)
-        return order_id
-
-    def accept_external(self, message: IntakeMessage) -> str:
-        """Record an order sent straight to the queue. An invalid one is recorded too, to end ``failed``."""
-        tenant = message.tenant or DEFAULT_TENANT
-        order_id = external_order_id(tenant, message.idempotency_key or message.message_id)
+    def process(self, message: IntakeMessage) -> str | None:
+        """Handle one intake message: the order's id, or None when the message was refused (it is then in
+        the dead-letter queue with its reason). Raises RetryLater when it must come back later."""
+        logger.remove_keys(["order_id", "tenant"])  # the previous record's, in the same batch
         try:
-            record = new_record(OrderRequest.model_validate_json(message.body), tenant, order_id)
-        except ValidationError as exc:
-            record = self._rejected_record(order_id, tenant, message.body, _validation_hints(exc))
+            message_type = message.text("message_type")
+            if message_type == ACCEPTED_MESSAGE_TYPE:
+                record = self._accepted_order(message)
+            elif message_type is None:
+                record = self.accept_external(message)
+            else:
+                raise MessageRefused(
+                    "unknown_message_type", "unknown message_type; outside producers send none"
+                )
+        except MessageRefused as refusal:
+            self._refuse(message, refusal)
+            return None
+        self._submit(record)
+        return record.order_id
+
+    def accept_external(self, message: IntakeMessage) -> OrderRecord:
+        """Record an order sent straight to the queue. An invalid body is recorded too, to end ``failed``;
+        a message that names no valid tenant, or reuses an idempotency key with another body, is refused."""
+        tenant_name = message.text("tenant")
+        try:
+            tenant = DEFAULT_TENANT if tenant_name is None else validate_tenant(tenant_name)
+        except ValueError as exc:
+            raise MessageRefused("invalid_tenant", f"invalid tenant: {exc}") from None
+        key = message.text("idempotency_key")
+        if key is not None:
+            try:
+                valid_idempotency_key(key)
+            except ValueError as exc:
+                raise MessageRefused("invalid_idempotency_key", f"invalid idempotency_key: {exc}") from None
+        order_id = external_order_id(tenant, message.message_id if key is None else key)
+        fingerprint = hashlib.sha256(message.body.encode("utf-8", "surrogatepass")).hexdigest()
+        record = _intake_record(message.body, tenant, order_id).model_copy(
+            update={"intake_sha256": fingerprint}
+        )
         if self._repo.create(record):
             metrics.add_metric(name="OrdersAccepted", unit="Count", value=1)
-        return order_id
+            return record
+        existing = self._repo.get(order_id)
+        if existing is None:  # taken back between our write and read: nothing is there to add to
+            raise MessageRefused("unknown_order", "the order of this message is gone")
+        if existing.intake_sha256 is not None and existing.intake_sha256 != fingerprint:
+            raise MessageRefused("idempotency_key_reused", KEY_REUSED)
+        return existing  # a redelivery, or the same body sent again with the same key: one order
 
-    @staticmethod
-    def _rejected_record(order_id: str, tenant: str, body: str, hints: list[str]) -> OrderRecord:
+    def _accepted_order(self, message: IntakeMessage) -> OrderRecord:
+        """The order the API recorded and queued; a forged or stale message of this type is refused."""
         try:
-            parsed = json.loads(body)
-        except ValueError:
-            parsed = None
-        name = parsed.get("name") if isinstance(parsed, dict) and isinstance(parsed.get("name"), str) else ""
-        return OrderRecord(
-            order_id=order_id,
-            tenant=tenant,
-            name=name or "(invalid order request)",
-            request={},
-            last_message="Order request rejected",
-            error_hints=hints,
-            rejected=True,
+            accepted = AcceptedOrderMessage.model_validate_json(message.body)
+            if str(uuid.UUID(accepted.order_id)) != accepted.order_id:
+                raise ValueError("not a canonical order id")
+            validate_tenant(accepted.tenant)
+        except ValueError:  # pydantic's ValidationError included
+            raise MessageRefused(
+                "invalid_accepted_message", f"not a valid {ACCEPTED_MESSAGE_TYPE} message"
+            ) from None
+        record = self._repo.get(accepted.order_id)
+        if record is None:
+            # The API takes a record back when it could not enqueue its message, so this message may be the
+            # one it thought it had failed to send; or it is forged. Either way nothing is left to submit.
+            raise MessageRefused("unknown_order", f"{ACCEPTED_MESSAGE_TYPE} message for an unknown order")
+        if record.tenant != accepted.tenant:
+            raise MessageRefused(
+                "tenant_mismatch", f"{ACCEPTED_MESSAGE_TYPE} message names another tenant than its order's"
+            )
+        return record
+
+    def _refuse(self, message: IntakeMessage, refusal: MessageRefused) -> None:
+        """Put the message, as the producer sent it, on the dead-letter queue with ``refusal_reason``."""
+        from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+        attributes = {name: _preview(a.string_value) for name, a in message.attributes.items()}
+        logger.warning(
+            "intake message refused",
+            extra={
+                "reason": refusal.reason,
+                "refusal_code": refusal.code,
+                "message_id": _preview(message.message_id),
+                "message_attributes": attributes,
+                "body_bytes": len(message.body.encode("utf-8", "surrogatepass")),
+            },
         )
+        if self._dead_letters is None:
+            raise refusal  # no dead-letter queue configured: the message returns, and SQS's redrive moves it
+        try:
+            self._dead_letters.send_refused(
+                message.body,
+                {name: (a.data_type, a.value) for name, a in message.attributes.items()},
+                refusal.reason,
+            )
+        except Exception:
+            logger.exception("could not put the refused message on the dead-letter queue; it will return")
+            raise
+        with single_metric(name="IntakeMessagesRefused", unit=MetricUnit.Count, value=1) as metric:
+            metric.add_dimension(name="reason", value=refusal.code)
 
     # --- submission ----------------------------------------------------------------------------------------
 
     def submit(self, order_id: str) -> None:
         record = self._repo.get(order_id)
         if record is None:
-            # The API takes a record back when it cannot enqueue it; nothing is left to submit.
-            logger.warning("intake message for an unknown order; dropping it", extra={"order_id": order_id})
+            logger.warning("no such order to submit", extra={"order_id": order_id})
             return
+        self._submit(record)
+
+    def _submit(self, record: OrderRecord) -> None:
+        order_id = record.order_id
         bind_order(record.order_id, record.tenant)
         if record.phase not in (Phase.ACCEPTED, Phase.SUBMITTING):
             self._start_workflow(record, submitted=record.upstream_order_id is not None)
@@ -168,18 +302,18 @@ class SubmitService:
             upstream = self._post(claimed)
             if upstream is None:
                 return
-        submitted = self._repo.update(
-            order_id,
-            {
-                "phase": Phase.SUBMITTED,
-                "upstream_order_id": upstream.id,
-                "upstream_state": upstream.state.value,
-                "submitted_at": utcnow(),
-                "last_modified": utcnow(),
-                "last_message": upstream.last_message or "Submitted to Planet",
-            },
-            only_in_phases=(Phase.SUBMITTING,),
-        )
+        changes: dict[str, Any] = {
+            "phase": Phase.SUBMITTED,
+            "upstream_order_id": upstream.id,
+            "upstream_state": upstream.state.value,
+            "submitted_at": utcnow(),
+            "last_modified": utcnow(),
+            "last_message": upstream.last_message or "Submitted to Planet",
+        }
+        # Planet has the order: its delivery credentials are never needed again (in the same write).
+        if (stripped := without_credentials(claimed.request)) is not None:
+            changes["request"] = stripped
+        submitted = self._repo.update(order_id, changes, only_in_phases=(Phase.SUBMITTING,))
         logger.info("order submitted upstream", extra={"upstream_order_id": upstream.id})
         metrics.add_metric(name="OrdersSubmitted", unit="Count", value=1)
         if submitted is not None and submitted.cancel_requested:
@@ -236,24 +370,71 @@ class SubmitService:
 
     def _reject(self, record: OrderRecord, hints: list[str]) -> None:
         logger.warning("order rejected before reaching Planet", extra={"error_hints": hints})
-        rejected = self._repo.update(
-            record.order_id,
-            {
-                "phase": Phase.ACCEPTED,
-                "rejected": True,
-                "error_hints": hints,
-                "last_message": "Order rejected",
-                "last_modified": utcnow(),
-            },
-        )
+        changes: dict[str, Any] = {
+            "phase": Phase.ACCEPTED,
+            "rejected": True,
+            "error_hints": hints,
+            "last_message": "Order rejected",
+            "last_modified": utcnow(),
+        }
+        if (stripped := without_credentials(record.request)) is not None:
+            changes["request"] = stripped  # never sent to Planet again
+        rejected = self._repo.update(record.order_id, changes)
         self._start_workflow(rejected or record, submitted=False)
 
     def _start_workflow(self, record: OrderRecord, *, submitted: bool) -> None:
+        """Hand the order to its workflow. Called only once the order will never be POSTed again (Planet
+        has it, or it was rejected or cancelled first), so any credentials still stored go now."""
+        if (stripped := without_credentials(record.request)) is not None:
+            self._repo.update(record.order_id, {"request": stripped})
         started = self._workflow.start(
             WorkflowInput(order_id=record.order_id, tenant=record.tenant, submitted=submitted)
         )
         if not started:
             logger.info("workflow already running for this order")
+
+
+def _intake_record(body: str, tenant: str, order_id: str) -> OrderRecord:
+    """The order an SQS producer's body asks for, or a rejected one naming what is wrong with it."""
+    try:
+        size = len(body.encode("utf-8"))
+    except UnicodeEncodeError:
+        return _rejected_record(order_id, tenant, "", ["Message body is not valid Unicode text"])
+    if size > MAX_BODY_BYTES:
+        hint = f"Message body is {size} bytes; the limit is {MAX_BODY_BYTES} bytes"
+        return _rejected_record(order_id, tenant, "", [hint])
+    try:
+        request = OrderRequest.model_validate_json(body)
+    except ValidationError as exc:
+        return _rejected_record(order_id, tenant, body, _validation_hints(exc))
+    # Measured as the repository stores it (compact JSON, non-ASCII escaped), which can be the longer.
+    stored = len(json.dumps(request.to_wire(), separators=(",", ":"))) + len(request.name.encode())
+    if stored > MAX_BODY_BYTES:
+        hint = (
+            f"The order as stored (its compact JSON plus its name) is {stored} bytes; "
+            f"the limit is {MAX_BODY_BYTES} bytes"
+        )
+        return _rejected_record(order_id, tenant, body, [hint])
+    return new_record(request, tenant, order_id)
+
+
+def _rejected_record(order_id: str, tenant: str, body: str, hints: list[str]) -> OrderRecord:
+    try:
+        parsed: Any = from_json(body) if body else None
+    except ValueError:
+        parsed = None
+    name = parsed.get("name") if isinstance(parsed, dict) and isinstance(parsed.get("name"), str) else ""
+    if len(hints) > _MAX_HINTS:
+        hints = [*hints[: _MAX_HINTS - 1], f"... and {len(hints) - _MAX_HINTS + 1} more problems"]
+    return OrderRecord(
+        order_id=order_id,
+        tenant=tenant,
+        name=name or "(invalid order request)",
+        request={},
+        last_message="Order request rejected",
+        error_hints=[_shorten(hint, _MAX_HINT_CHARS) for hint in hints],
+        rejected=True,
+    )
 
 
 def _validation_hints(exc: ValidationError) -> list[str]:
@@ -262,3 +443,12 @@ def _validation_hints(exc: ValidationError) -> list[str]:
         f"{field}: {item['message']}" for field, items in body.get("field", {}).items() for item in items
     ]
     return hints or [item["message"] for item in body.get("general", [])]
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _preview(value: str | None) -> str | None:
+    """A value safe to log: at most 64 characters, ASCII escapes for anything unusual."""
+    return None if value is None else ascii(_shorten(value, 64))

@@ -1,0 +1,134 @@
+"""What Planet offers: item types, product bundles and their assets (bundles.json), and the file each
+asset is delivered as.
+
+bundles.json is derived from Planet's published product-bundles spec by tools/make_bundles_table.py.
+File names: see README "Sources" for which are observed in real deliveries and which are inferred.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+_TABLE_PATH = Path(__file__).with_name("bundles.json")
+MAX_ITEMS_PER_ORDER = 500
+# "When using zip delivery with SkySatCollect, TanagerScene, or PelicanScene item types, the limit is
+# reduced to 50 items per order" (Planet's Orders overview).
+MAX_ZIP_ITEMS = 50
+ZIP_LIMITED_ITEM_TYPES = frozenset({"SkySatCollect", "TanagerScene", "PelicanScene"})
+
+
+@cache
+def table() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(_TABLE_PATH.read_text())
+    return loaded
+
+
+def bundles() -> dict[str, dict[str, Any]]:
+    result: dict[str, dict[str, Any]] = table()["bundles"]
+    return result
+
+
+@cache
+def item_types() -> frozenset[str]:
+    return frozenset(item_type for body in bundles().values() for item_type in body["assets"])
+
+
+def bundle_assets(bundle: str, item_type: str) -> tuple[str, ...] | None:
+    """The asset types `bundle` delivers for `item_type`; None if it is not offered for that item type."""
+    body = bundles().get(bundle)
+    if body is None or item_type not in body["assets"]:
+        return None
+    return tuple(body["assets"][item_type])
+
+
+def bundles_spec() -> dict[str, Any]:
+    """GET /compute/ops/bundles/spec: the published spec's shape (`bundles.<name>.assets.<item type>`)."""
+    return {"bundles": bundles(), "version": table()["version"]}
+
+
+# --- file names -------------------------------------------------------------------------------------
+# PSScene names observed in real deliveries: _3B_AnalyticMS.tif, _3B_AnalyticMS_SR.tif,
+# _3B_AnalyticMS_8b.tif, _3B_AnalyticMS_SR_8b.tif, _3B_AnalyticMS_metadata.xml, _3B_udm2.tif, _3B_Visual.tif.
+_PSSCENE = {
+    "ortho_analytic_4b": "_3B_AnalyticMS.tif",
+    "ortho_analytic_4b_sr": "_3B_AnalyticMS_SR.tif",
+    "ortho_analytic_4b_xml": "_3B_AnalyticMS_metadata.xml",
+    "ortho_analytic_8b": "_3B_AnalyticMS_8b.tif",
+    "ortho_analytic_8b_sr": "_3B_AnalyticMS_SR_8b.tif",
+    "ortho_analytic_8b_xml": "_3B_AnalyticMS_8b_metadata.xml",
+    "ortho_analytic_3b": "_3B_AnalyticMS_3b.tif",
+    "ortho_analytic_3b_xml": "_3B_AnalyticMS_3b_metadata.xml",
+    "ortho_udm2": "_3B_udm2.tif",
+    "ortho_visual": "_3B_Visual.tif",
+    "basic_analytic_4b": "_1B_AnalyticMS.tif",
+    "basic_analytic_4b_xml": "_1B_AnalyticMS_metadata.xml",
+    "basic_analytic_4b_rpc": "_1B_AnalyticMS_RPC.TXT",
+    "basic_analytic_8b": "_1B_AnalyticMS_8b.tif",
+    "basic_analytic_8b_xml": "_1B_AnalyticMS_8b_metadata.xml",
+    "basic_udm2": "_1B_udm2.tif",
+}
+# PSOrthoTile: `_BGRN_Analytic.tif` is observed (a real download token's URL); the rest follow its pattern.
+_PSORTHOTILE = {
+    "analytic": "_BGRN_Analytic.tif",
+    "analytic_sr": "_BGRN_SR.tif",
+    "analytic_xml": "_BGRN_Analytic_metadata.xml",
+    "analytic_dn": "_BGRN_DN.tif",
+    "analytic_dn_xml": "_BGRN_DN_metadata.xml",
+    "analytic_5b": "_BGREN_Analytic.tif",
+    "analytic_5b_xml": "_BGREN_Analytic_metadata.xml",
+    "udm": "_BGRN_DN_udm.tif",
+    "udm2": "_udm2.tif",
+    "visual": "_RGB_Visual.tif",
+    "visual_xml": "_RGB_Visual_metadata.xml",
+}
+_BY_ITEM_TYPE = {"PSScene": _PSSCENE, "PSOrthoTile": _PSORTHOTILE}
+# Extensions by asset-type suffix, for the generic `<item_id>_<asset_type>.<ext>` names (inferred).
+_SUFFIX_EXTENSIONS = (
+    ("_xml", ".xml"),
+    ("_json", ".json"),
+    ("_rpc", "_RPC.TXT"),
+    ("_txt", ".txt"),
+    ("_nitf", ".ntf"),
+    ("hdf5", ".h5"),
+    ("metadata_aux", ".xml"),
+    ("browse", ".jpg"),
+)
+
+MEDIA_TYPES = {
+    ".tif": "image/tiff",
+    ".xml": "text/xml",
+    ".json": "application/json",
+    ".txt": "text/plain",
+    ".h5": "application/x-hdf5",
+    ".ntf": "application/vnd.nitf",
+    ".jpg": "image/jpeg",
+    ".zip": "application/zip",
+}
+
+
+def asset_filename(item_type: str, item_id: str, asset_type: str) -> str:
+    """The name Planet gives the file of one asset of one item (without the item-type directory)."""
+    known = _BY_ITEM_TYPE.get(item_type, {}).get(asset_type)
+    if known is not None:
+        return item_id + known
+    for suffix, extension in _SUFFIX_EXTENSIONS:
+        if asset_type.endswith(suffix):
+            stem = asset_type[: -len(suffix)] if suffix.startswith("_") else asset_type
+            return f"{item_id}_{stem}{extension}"
+    return f"{item_id}_{asset_type}.tif"
+
+
+def media_type(path: str) -> str:
+    lowered = path.lower()
+    for extension, media in MEDIA_TYPES.items():
+        if lowered.endswith(extension.lower()):
+            return media
+    return "text/plain" if lowered.endswith(".txt") else "application/octet-stream"
+
+
+def is_imagery(path: str) -> bool:
+    """Large raster bodies (generated bytes of the configured size); everything else is small text."""
+    return path.lower().endswith((".tif", ".h5", ".ntf", ".jpg"))
