@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from order_core import wiring
 from order_core.config import get_settings
 from order_core.errors import InvalidDownloadToken, OrderNotFound
-from order_core.models.planet import OrderRequest, invalid_json_body, planet_error_body
+from order_core.models.planet import MAX_ORDER_BYTES, OrderRequest, invalid_json_body, planet_error_body
 from order_core.observability import logger, metrics, tracer
 from order_core.services.auth import Unauthorized
 from order_core.services.idempotency import (
@@ -50,11 +50,8 @@ if TYPE_CHECKING:
 app = APIGatewayRestResolver(strip_prefixes=[])
 PREFIX = "/compute/ops"
 
-#: The largest request body accepted; larger ones get 413. A 500-item order is about 15 KB, so this leaves
-#: room for detailed clip AOIs, while the stored request, which repeats the order's name, still fits one
-#: DynamoDB item (400 KB) and the name one SNS completion event (256 KB). Checked on the body as sent and
-#: on the order as stored (compact JSON, non-ASCII as \uXXXX escapes), which can be the longer of the two.
-MAX_BODY_BYTES = 192 * 1024
+#: Bodies over MAX_ORDER_BYTES get 413. A 500-item order is about 15 KB, so this leaves room for detailed
+#: clip AOIs. Checked on the body as sent and on the order as stored (``OrderRequest.stored_size``).
 #: Planet's order JSON nests about 8 levels (tools → clip → aoi → MultiPolygon coordinates). Deeper bodies
 #: are refused before they reach code that recurses over them (pydantic, the redaction of order views).
 MAX_BODY_DEPTH = 32
@@ -81,7 +78,7 @@ _ERRORS: dict[int, tuple[str, str]] = {
     401: ("Missing, malformed, unknown or revoked API key (answered by the API's authorizer)", "Message"),
     403: ("No route matches the path (for example an id containing `/`), as API Gateway answers", "Message"),
     404: ("No such order for this API key's tenant (ids that are not UUIDs included)", "Message"),
-    413: (f"Request body larger than {MAX_BODY_BYTES} bytes", "Message"),
+    413: (f"Request body larger than {MAX_ORDER_BYTES} bytes", "Message"),
     429: ("Planet is rate limiting this call; retry after `Retry-After` seconds", "Message"),
     503: ("Planet did not answer; retry", "Message"),
 }
@@ -182,10 +179,10 @@ class InvalidBody(Exception):
 
 
 class BodyTooLarge(Exception):
-    """413: a body over ``MAX_BODY_BYTES``, as sent or as it would be stored."""
+    """413: a body over ``MAX_ORDER_BYTES``, as sent or as it would be stored."""
 
     def __init__(self, size: int, what: str = "Request body") -> None:
-        super().__init__(f"{what} is {size} bytes; the limit is {MAX_BODY_BYTES} bytes")
+        super().__init__(f"{what} is {size} bytes; the limit is {MAX_ORDER_BYTES} bytes")
 
 
 def _body_error(message: str, field: str | None = None) -> dict[str, Any]:
@@ -263,7 +260,7 @@ def _request_json(when_empty: str) -> tuple[Any, bytes]:
         )
     except binascii.Error:
         raise InvalidBody(_body_error("Request body is not valid base64")) from None
-    if len(data) > MAX_BODY_BYTES:
+    if len(data) > MAX_ORDER_BYTES:
         raise BodyTooLarge(len(data))
     try:
         decoded = data.decode("utf-8") or when_empty
@@ -361,8 +358,8 @@ def create_order() -> Response[Any]:
         request = OrderRequest.model_validate(payload)
     except ValidationError as exc:
         return _json(400, planet_error_body(exc))
-    stored = len(json.dumps(request.to_wire(), separators=(",", ":")).encode()) + len(request.name.encode())
-    if stored > MAX_BODY_BYTES:
+    stored = request.stored_size()
+    if stored > MAX_ORDER_BYTES:
         raise BodyTooLarge(stored, "The order as stored (its compact JSON plus its name)")
     caller = tenant()
     refusal = wiring.bundles_spec().refusal(request)  # item types and bundles, as Planet's spec has them

@@ -126,6 +126,7 @@ def submit_service() -> SubmitService:
         planet_client(),
         OrderWorkflow(settings.workflow_arn),
         dead_letters=IntakeDeadLetters(settings.intake_dead_letter_queue_url),
+        bundles=bundles_spec(),
         max_attempts=settings.submit_max_attempts,
     )
 

@@ -12,6 +12,7 @@ from typing import Any
 from order_core.errors import UpstreamUnavailable
 from order_core.models.order import OrderRecord, Phase, WorkflowInput
 from order_core.models.planet import OrderState, PlanetOrder
+from order_core.services.bundles import BundlesSpecSource
 from order_core.services.submit import IntakeMessage, MessageAttribute, SubmitService
 
 
@@ -93,7 +94,7 @@ class FakeDeadLetters:
 
 
 class Rig:
-    def __init__(self, *, unavailable: int = 0) -> None:
+    def __init__(self, *, unavailable: int = 0, bundles: BundlesSpecSource | None = None) -> None:
         self.orders = FakeOrders()
         self.planet = FakePlanet(unavailable)
         self.workflow = FakeWorkflow()
@@ -103,6 +104,7 @@ class Rig:
             self.planet,
             self.workflow,
             dead_letters=self.dead_letters,
+            bundles=bundles,
         )
 
     def process(self, body: str, message_id: str | None = None, **attributes: str | bytes) -> str | None:

@@ -17,10 +17,11 @@ from order_core.models.order import ACCEPTED_MESSAGE_TYPE, OrderRecord, Phase
 from order_core.models.planet import OrderRequest
 from order_core.models.tenancy import validate_tenant
 from order_core.observability import logger
+from order_core.services.bundles import BundlesSpecSource
 from order_core.services.orders import REDACTED, OrderService, new_record, redact, without_credentials
 from order_core.services.submit import (
     KEY_REUSED,
-    MAX_BODY_BYTES,
+    MAX_ORDER_BYTES,
     MessageRefused,
     RetryLater,
     SubmitService,
@@ -142,8 +143,8 @@ def test_accept_external_invalid_body_with_valid_tenant_is_a_rejected_order_in_t
     ("body", "hint"),
     [
         (
-            "x" * (MAX_BODY_BYTES + 1),
-            f"Message body is {MAX_BODY_BYTES + 1} bytes; the limit is {MAX_BODY_BYTES}",
+            "x" * (MAX_ORDER_BYTES + 1),
+            f"Message body is {MAX_ORDER_BYTES + 1} bytes; the limit is {MAX_ORDER_BYTES}",
         ),
         ('{"name": "a\ud800"}', "Message body is not valid Unicode text"),
         ("[" * 5000 + "]" * 5000, "recursion limit"),
@@ -163,9 +164,29 @@ def test_accept_external_unreadable_body_is_a_rejected_order_naming_why(body: st
     assert any(hint in h for h in record.error_hints), record.error_hints
 
 
+def test_accept_external_bundle_planet_does_not_offer_is_a_rejected_order_naming_the_field() -> None:
+    # Planet unreachable: the checks fall back to the table derived from Planet's bundles spec, as the API's.
+    def unreachable() -> Any:
+        raise ConnectionError("Planet is unreachable")
+
+    rig = Rig(bundles=BundlesSpecSource(unreachable))
+    request = scenes()
+    request["products"][0]["product_bundle"] = "analytic"
+
+    order_id = rig.process(json.dumps(request), tenant="acme")
+
+    assert order_id is not None
+    record = rig.orders.records[order_id]
+    assert record.rejected and rig.planet.created == []
+    [hint] = record.error_hints
+    assert hint.startswith(
+        "products.0.product_bundle: product bundle 'analytic' is not available for item type PSScene"
+    )
+
+
 def test_accept_external_order_too_large_as_stored_is_rejected() -> None:
     # Non-ASCII is stored escaped (6 bytes a character), so a body under the limit can exceed it stored.
-    request = dict(scenes(), name="é" * (MAX_BODY_BYTES // 5))
+    request = dict(scenes(), name="é" * (MAX_ORDER_BYTES // 5))
     rig = Rig()
 
     order_id = rig.process(json.dumps(request, ensure_ascii=False), tenant="acme")

@@ -123,6 +123,10 @@ _BASEMAPS_PRODUCT_KEYS = frozenset({"mosaic_name", "geometry", "quad_ids"})
 # A polygon with thousands of vertices in the wrong axis order would otherwise yield thousands of messages.
 _MAX_GEOMETRY_ERRORS = 10
 
+#: The largest order body the gateway takes, from the API or from SQS: the stored order must fit one DynamoDB
+#: item (400 KB) and its completion event one SNS message.
+MAX_ORDER_BYTES = 192 * 1024
+
 
 # --- small validated types ---------------------------------------------------------------------------------
 
@@ -577,6 +581,13 @@ class OrderRequest(_Wire):
     def to_wire(self) -> dict[str, Any]:
         """The JSON body to send to Planet: what the client sent, without nulls."""
         return self.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+    def stored_size(self) -> int:
+        """Bytes of the order as the repository stores it (compact JSON, non-ASCII escaped, plus its name).
+
+        Can be longer than the body as sent; must stay within ``MAX_ORDER_BYTES``.
+        """
+        return len(json.dumps(self.to_wire(), separators=(",", ":")).encode()) + len(self.name.encode())
 
 
 @functools.cache

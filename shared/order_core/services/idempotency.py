@@ -8,6 +8,7 @@ when a request carries the header, so it stays off the API's cold-start path.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -16,6 +17,20 @@ from order_core.errors import GatewayError
 
 TTL_SECONDS = 24 * 3600
 MAX_KEY_LENGTH = 255
+
+
+def valid_idempotency_key(key: str) -> str:
+    """The rule for idempotency keys, from the ``Idempotency-Key`` header or an SQS ``idempotency_key``:
+    1 to 255 characters, not blank, no control characters or lone surrogates."""
+    if (
+        not key.strip()
+        or len(key) > MAX_KEY_LENGTH
+        or any(unicodedata.category(c) in ("Cc", "Cs") for c in key)
+    ):
+        raise ValueError(
+            f"idempotency keys are 1 to {MAX_KEY_LENGTH} characters, not blank, without control characters"
+        )
+    return key
 
 
 class IdempotencyKeyReused(GatewayError):
@@ -65,8 +80,10 @@ def run_once(
         IdempotencyValidationError,
     )
 
-    if not key.strip() or len(key) > MAX_KEY_LENGTH:
-        raise InvalidIdempotencyKey(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
+    try:
+        valid_idempotency_key(key)
+    except ValueError as exc:
+        raise InvalidIdempotencyKey(f"Idempotency-Key: {exc}") from None
     raw = body.encode() if isinstance(body, str) else body
 
     @_idempotent(table)

@@ -8,8 +8,6 @@ order's marker before it ever POSTs again.
 from __future__ import annotations
 
 import hashlib
-import json
-import unicodedata
 import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -34,11 +32,12 @@ from order_core.models.order import (
     WorkflowInput,
     utcnow,
 )
-from order_core.models.planet import OrderRequest, PlanetOrder, planet_error_body
+from order_core.models.planet import MAX_ORDER_BYTES, OrderRequest, PlanetOrder, planet_error_body
 from order_core.models.tenancy import validate_tenant
 from order_core.observability import bind_order, logger, metrics
 from order_core.services.backoff import BackoffPolicy
-from order_core.services.idempotency import MAX_KEY_LENGTH
+from order_core.services.bundles import BundlesSpecSource, check_request_against_spec
+from order_core.services.idempotency import valid_idempotency_key
 from order_core.services.orders import new_record, without_credentials
 
 if TYPE_CHECKING:
@@ -49,9 +48,6 @@ _EXTERNAL_ORDER_NAMESPACE = uuid.UUID("6f1f4a52-8a0e-4b8e-9d55-2f3c1bb7a9a1")
 #: How far before our first POST attempt Planet's ``created_on`` may lie (clock skew).
 _RECONCILE_WINDOW = timedelta(minutes=10)
 DEFAULT_TENANT = "default"
-#: The largest body an SQS producer's order may have, as for the API's POST (functions/api/app.py): the
-#: stored order must fit one DynamoDB item and its completion event one SNS message.
-MAX_BODY_BYTES = 192 * 1024
 #: A rejected order keeps this many hints of at most this many characters (its completion event carries them).
 _MAX_HINTS = 20
 _MAX_HINT_CHARS = 300
@@ -108,19 +104,6 @@ class IntakeMessage(BaseModel):
         return attribute.string_value
 
 
-def valid_idempotency_key(key: str) -> str:
-    """The API's rule for ``Idempotency-Key`` (1 to 255 characters, not blank), and no control characters."""
-    if (
-        not key.strip()
-        or len(key) > MAX_KEY_LENGTH
-        or any(unicodedata.category(c) in ("Cc", "Cs") for c in key)
-    ):
-        raise ValueError(
-            f"idempotency keys are 1 to {MAX_KEY_LENGTH} characters, not blank, without control characters"
-        )
-    return key
-
-
 def external_order_id(tenant: str, dedupe_key: str) -> str:
     """The order id of an SQS producer's message: the same for every redelivery of it.
 
@@ -149,6 +132,7 @@ class SubmitService:
         workflow: OrderWorkflow,
         *,
         dead_letters: IntakeDeadLetters | None = None,
+        bundles: BundlesSpecSource | None = None,
         max_attempts: int = 6,
         retry_policy: BackoffPolicy | None = None,
     ) -> None:
@@ -156,6 +140,7 @@ class SubmitService:
         self._planet = planet
         self._workflow = workflow
         self._dead_letters = dead_letters
+        self._bundles = bundles
         self._max_attempts = max_attempts
         self._retry = retry_policy or BackoffPolicy(first_wait_seconds=10, max_wait_seconds=900)
 
@@ -197,7 +182,7 @@ class SubmitService:
                 raise MessageRefused("invalid_idempotency_key", f"invalid idempotency_key: {exc}") from None
         order_id = external_order_id(tenant, message.message_id if key is None else key)
         fingerprint = hashlib.sha256(message.body.encode("utf-8", "surrogatepass")).hexdigest()
-        record = _intake_record(message.body, tenant, order_id).model_copy(
+        record = _intake_record(message.body, tenant, order_id, self._bundles).model_copy(
             update={"intake_sha256": fingerprint}
         )
         if self._repo.create(record):
@@ -394,27 +379,34 @@ class SubmitService:
             logger.info("workflow already running for this order")
 
 
-def _intake_record(body: str, tenant: str, order_id: str) -> OrderRecord:
-    """The order an SQS producer's body asks for, or a rejected one naming what is wrong with it."""
+def _intake_record(
+    body: str, tenant: str, order_id: str, bundles: BundlesSpecSource | None = None
+) -> OrderRecord:
+    """The order an SQS producer's body asks for, or a rejected one naming what is wrong with it: the same
+    checks as the API's create, item types and bundles against Planet's spec included."""
     try:
         size = len(body.encode("utf-8"))
     except UnicodeEncodeError:
         return _rejected_record(order_id, tenant, "", ["Message body is not valid Unicode text"])
-    if size > MAX_BODY_BYTES:
-        hint = f"Message body is {size} bytes; the limit is {MAX_BODY_BYTES} bytes"
+    if size > MAX_ORDER_BYTES:
+        hint = f"Message body is {size} bytes; the limit is {MAX_ORDER_BYTES} bytes"
         return _rejected_record(order_id, tenant, "", [hint])
     try:
         request = OrderRequest.model_validate_json(body)
     except ValidationError as exc:
         return _rejected_record(order_id, tenant, body, _validation_hints(exc))
     # Measured as the repository stores it (compact JSON, non-ASCII escaped), which can be the longer.
-    stored = len(json.dumps(request.to_wire(), separators=(",", ":"))) + len(request.name.encode())
-    if stored > MAX_BODY_BYTES:
+    stored = request.stored_size()
+    if stored > MAX_ORDER_BYTES:
         hint = (
             f"The order as stored (its compact JSON plus its name) is {stored} bytes; "
-            f"the limit is {MAX_BODY_BYTES} bytes"
+            f"the limit is {MAX_ORDER_BYTES} bytes"
         )
         return _rejected_record(order_id, tenant, body, [hint])
+    if bundles is not None:
+        refusals = check_request_against_spec(request, bundles.current())
+        if refusals:
+            return _rejected_record(order_id, tenant, body, [f"{e.field}: {e.message}" for e in refusals])
     return new_record(request, tenant, order_id)
 
 
