@@ -155,7 +155,7 @@ class Rig:
         return {
             path
             for path in (k.removeprefix(BASE + "/") for k in self.bucket.bodies if k.startswith(BASE + "/"))
-            if path != "catalog.json" and not path.startswith("stac/")
+            if not path.startswith("stac/")
         }
 
     def stac_documents(self) -> dict[str, Any]:
@@ -163,7 +163,7 @@ class Rig:
         return {
             path: json.loads(self.bucket.bodies[f"{BASE}/{path}"])
             for path in (k.removeprefix(BASE + "/") for k in self.bucket.bodies if k.startswith(BASE + "/"))
-            if path == "catalog.json" or path.startswith("stac/")
+            if path.startswith("stac/")
         }
 
     def out_of_time_after(self, files: int) -> Any:

@@ -81,8 +81,10 @@ def test_landed_order_gets_a_stac_catalog_valid_against_the_schemas(offline: Non
     assert rig.land().complete
 
     documents = validate_all(rig)
-    assert set(documents) == {"catalog.json", f"stac/{ITEM}.json"}
-    assert json.loads(rig.bucket.bodies[f"{BASE}/delivery.json"])["stac_catalog"] == f"{BASE}/catalog.json"
+    assert set(documents) == {"stac/catalog.json", f"stac/items/{ITEM}.json"}
+    assert (
+        json.loads(rig.bucket.bodies[f"{BASE}/delivery.json"])["stac_catalog"] == f"{BASE}/stac/catalog.json"
+    )
 
 
 def test_stac_item_assets_point_at_the_landed_objects_with_their_size_and_checksum(offline: None) -> None:
@@ -90,7 +92,7 @@ def test_stac_item_assets_point_at_the_landed_objects_with_their_size_and_checks
     rig = Rig(files, manifest=scene_manifest(files))
     assert rig.land().complete
 
-    item = rig.stac_documents()[f"stac/{ITEM}.json"]
+    item = rig.stac_documents()[f"stac/items/{ITEM}.json"]
 
     assert item["geometry"]["type"] == "Polygon"
     assert item["bbox"] == [10.0, 50.0, 10.5, 50.5]
@@ -115,7 +117,7 @@ def test_pystac_opens_the_landed_order_straight_from_the_bucket(offline: None) -
     rig = Rig(files, manifest=scene_manifest(files))
     assert rig.land().complete
 
-    catalog = pystac.Catalog.from_file(f"s3://{BUCKET}/{BASE}/catalog.json", stac_io=BucketIO(rig))
+    catalog = pystac.Catalog.from_file(f"s3://{BUCKET}/{BASE}/stac/catalog.json", stac_io=BucketIO(rig))
 
     items = list(catalog.get_items(recursive=True))
     assert [item.id for item in items] == [ITEM]
@@ -136,8 +138,12 @@ def test_files_of_no_item_form_the_orders_own_item_and_metadata_files_join_their
 
     documents = validate_all(rig)
 
-    assert set(documents) == {"catalog.json", f"stac/{ORDER}.json", "stac/20240101_000000_00_aaaa.json"}
-    order_item = documents[f"stac/{ORDER}.json"]
+    assert set(documents) == {
+        "stac/catalog.json",
+        f"stac/items/{ORDER}.json",
+        "stac/items/20240101_000000_00_aaaa.json",
+    }
+    order_item = documents[f"stac/items/{ORDER}.json"]
     assert order_item["geometry"] is None and "bbox" not in order_item
     assert set(order_item["assets"]) == {"composite.tif", "composite_udm.tif"}
 
@@ -149,7 +155,7 @@ def test_zip_order_catalog_lists_the_archive_and_its_members_readable_by_gdal(of
 
     documents = validate_all(rig)
 
-    item = documents[f"stac/{ITEM}.json"]
+    item = documents[f"stac/items/{ITEM}.json"]
     assert item["bbox"] == [10.0, 50.0, 10.5, 50.5]  # from the metadata inside the archive
     assets = item["assets"]
     whole = assets[ARCHIVE]
@@ -164,24 +170,35 @@ def test_zip_order_catalog_lists_the_archive_and_its_members_readable_by_gdal(of
 
 
 def test_planet_stac_files_land_like_any_file_and_our_catalog_is_still_written(offline: None) -> None:
-    # Planet's own STAC metadata (metadata.stac requested): files of the delivery, landed and verified.
-    files = {
-        **scene_files(),
+    # Planet's own STAC metadata (metadata.stac requested): a catalog at the order's root, a collection per
+    # item type, an Item per scene. Files of the delivery like any other, landed and verified.
+    planet_stac = {
+        "catalog.json": json.dumps({"type": "Catalog", "id": "order", "links": []}).encode(),
+        "PSScene/collection.json": json.dumps({"type": "Collection", "id": "PSScene"}).encode(),
         f"PSScene/{ITEM}.json": json.dumps({"type": "Feature", "stac_version": "1.0.0", "id": ITEM}).encode(),
     }
+    files = {**scene_files(), **planet_stac}
     rig = Rig(files, manifest=scene_manifest(files))
 
     assert rig.land().complete
 
-    assert rig.bucket.bodies[f"{BASE}/PSScene/{ITEM}.json"] == files[f"PSScene/{ITEM}.json"]
-    assert "catalog.json" in validate_all(rig)
+    for path, data in planet_stac.items():
+        assert rig.bucket.bodies[f"{BASE}/{path}"] == data
+    documents = validate_all(rig)
+    # Planet's catalog and collection belong to no item: the order's own Item lists them.
+    assert set(documents) == {"stac/catalog.json", f"stac/items/{ITEM}.json", f"stac/items/{ORDER}.json"}
+    titles = {asset["title"] for asset in documents[f"stac/items/{ITEM}.json"]["assets"].values()}
+    assert f"PSScene/{ITEM}.json" in titles  # Planet's Item is an asset of ours
+    order_titles = {asset["title"] for asset in documents[f"stac/items/{ORDER}.json"]["assets"].values()}
+    assert order_titles == {"catalog.json", "PSScene/collection.json"}
 
 
-def test_planet_delivering_a_file_named_like_our_catalog_keeps_theirs_and_writes_none() -> None:
-    files = {"catalog.json": b'{"planet": true}', **scene_files()}
+def test_planet_delivering_files_where_our_catalog_goes_keeps_theirs_and_writes_none() -> None:
+    files = {"stac/catalog.json": b'{"planet": true}', **scene_files()}
     rig = Rig(files)
 
     assert rig.land().complete
 
-    assert rig.bucket.bodies[f"{BASE}/catalog.json"] == b'{"planet": true}'
+    assert rig.bucket.bodies[f"{BASE}/stac/catalog.json"] == b'{"planet": true}'
+    assert not any(key.startswith(f"{BASE}/stac/items/") for key in rig.bucket.bodies)
     assert json.loads(rig.bucket.bodies[f"{BASE}/delivery.json"])["stac_catalog"] is None

@@ -46,7 +46,7 @@ from order_core.services.archives import (
 )
 from order_core.services.stac import (
     CATALOG,
-    ITEMS_FOLDER,
+    STAC_FOLDER,
     StacFile,
     StacOrder,
     build_catalog,
@@ -612,7 +612,7 @@ class LandingService:
         """Write the order's STAC catalog (``stac.py``) next to ``delivery.json``; its key, or None when
         Planet delivered files where the catalog would go (theirs are kept, ours is not written)."""
         paths = {item.path for item in in_order}
-        if CATALOG in paths or any(path.startswith(ITEMS_FOLDER + "/") for path in paths):
+        if any(path.startswith(STAC_FOLDER + "/") for path in paths):
             logger.warning("no STAC catalog: Planet delivered files where it would go")
             return None
         bucket = self._store.bucket

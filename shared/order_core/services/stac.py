@@ -1,11 +1,12 @@
 """A STAC catalog of a landed order, so that pystac or odc-stac opens the order straight from S3.
 
-One Item per delivered Planet item (``planet/item_id`` of the manifest's annotations, or a file named
-``<item id>_…``), with one asset per landed file: an absolute ``s3://bucket/key`` href, the manifest's media
-type, and the File extension's ``file:size`` and ``file:checksum`` (the sha256 as a multihash). Files of no
-item (a composite, say) form one Item named after the order. Geometry, bbox and datetime come from the
-item's ``<item id>_metadata.json`` (Planet's item metadata, a GeoJSON Feature); without one the Item has a
-null geometry (allowed by STAC) and the order's creation time.
+``stac/catalog.json`` in the order's folder (named in ``delivery.json``), and one Item per delivered Planet
+item in ``stac/items/`` (``planet/item_id`` of the manifest's annotations, or a file named
+``<item id>_…`` or ``<item id>.…``), with one asset per landed file: an absolute ``s3://bucket/key``
+href, the manifest's media type, and the File extension's ``file:size`` and ``file:checksum`` (the sha256
+as a multihash). Files of no item (a composite, say) form one Item named after the order. Geometry, bbox
+and datetime come from the item's ``<item id>_metadata.json`` (Planet's item metadata, a GeoJSON Feature);
+without one the Item has a null geometry (allowed by STAC) and the order's creation time.
 
 A zip archive is one asset of each Item it holds (role ``archive``); each member gets an asset too, whose
 href is the archive URL GDAL and rasterio read (``zip+s3://bucket/archive.zip!/member``).
@@ -22,8 +23,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-CATALOG = "catalog.json"
-ITEMS_FOLDER = "stac"
+#: The catalog's folder in the order's: Planet's own STAC delivery puts a ``catalog.json`` at the order's
+#: root, so ours keeps to a folder of its own.
+STAC_FOLDER = "stac"
+CATALOG = f"{STAC_FOLDER}/catalog.json"
 FILE_EXTENSION = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
 
 
@@ -67,8 +70,9 @@ def metadata_item_id(path: str) -> str | None:
 
 
 def group_by_item(files: Iterable[StacFile], fallback: str) -> dict[str, list[StacFile]]:
-    """Files by item id: the manifest's annotation, else a known item id the file name starts with, else
-    ``fallback`` (the order's own Item)."""
+    """Files by item id: the manifest's annotation, else a known item id the file name starts with (then
+    ``_`` or ``.``: ``<id>_metadata.json``, Planet's STAC Item ``<id>.json``), else ``fallback`` (the order's
+    own Item)."""
     files = list(files)
     known = {str(f.annotations["planet/item_id"]) for f in files if f.annotations.get("planet/item_id")}
     known |= {item for f in files if (item := metadata_item_id(f.path))}
@@ -77,9 +81,8 @@ def group_by_item(files: Iterable[StacFile], fallback: str) -> dict[str, list[St
         item_id = file.annotations.get("planet/item_id")
         if not item_id:
             name = file.path.rsplit("/", 1)[-1]
-            item_id = next(
-                (k for k in sorted(known, key=len, reverse=True) if name.startswith(k + "_")), None
-            )
+            longest_first = sorted(known, key=len, reverse=True)
+            item_id = next((k for k in longest_first if name.startswith((k + "_", k + "."))), None)
         groups.setdefault(str(item_id or fallback), []).append(file)
     return groups
 
@@ -132,7 +135,8 @@ def _asset_key(file: StacFile, taken: set[str]) -> str:
 
 
 def build_catalog(order: StacOrder) -> dict[str, dict[str, Any]]:
-    """The catalog's documents by href (``catalog.json`` under ``order.root``, Items under ``stac/``)."""
+    """The catalog's documents by href: ``stac/catalog.json`` under ``order.root``, Items in
+    ``stac/items/``."""
     import pystac
     from pystac.extensions.file import FileExtension
     from pystac.layout import CustomLayoutStrategy
@@ -186,7 +190,9 @@ def build_catalog(order: StacOrder) -> dict[str, dict[str, Any]]:
         catalog.add_item(item)
 
     root = order.root.rstrip("/")
-    strategy = CustomLayoutStrategy(item_func=lambda item, _parent: f"{root}/{ITEMS_FOLDER}/{item.id}.json")
+    strategy = CustomLayoutStrategy(
+        item_func=lambda item, _parent: f"{root}/{STAC_FOLDER}/items/{item.id}.json"
+    )
     catalog.normalize_hrefs(root, strategy=strategy)
     catalog.set_self_href(f"{root}/{CATALOG}")
     documents = {f"{root}/{CATALOG}": catalog.to_dict(include_self_link=True)}
