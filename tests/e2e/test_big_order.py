@@ -77,7 +77,9 @@ def test_order_of_500_items_lands_2000_verified_files_and_publishes_one_small_ev
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         for item in page.get("Contents", [])
     ]
-    assert len(keys) == ITEMS * 4 + 2  # four files per scene, manifest.json, delivery.json
+    stac = [key for key in keys if key.startswith(prefix + "stac/")]
+    assert len(keys) - len(stac) == ITEMS * 4 + 2  # four files per scene, manifest.json, delivery.json
+    assert len(stac) == ITEMS + 1  # the STAC catalog and one Item per scene
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=prefix + "manifest.json")["Body"].read())
     delivery = json.loads(s3.get_object(Bucket=bucket, Key=prefix + "delivery.json")["Body"].read())
     expected = {

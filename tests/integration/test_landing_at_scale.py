@@ -261,3 +261,154 @@ def test_links_that_are_always_refused_end_in_a_failure_naming_the_file(aws_stac
     error = json.loads(result.payload)
     assert result.errored and error["errorType"] == "LinkExpired"
     assert error["errorMessage"].startswith("manifest.json could not be landed and verified after 3 attempts")
+
+
+# --- the STAC catalog and zip archives, against real S3 calls ---------------------------------------------
+
+
+class _S3StacIO:
+    """What a user plugs into pystac to read ``s3://`` hrefs (with boto3 here; fsspec works the same)."""
+
+    @staticmethod
+    def build() -> Any:
+        from pystac.stac_io import DefaultStacIO
+
+        class S3StacIO(DefaultStacIO):
+            def read_text(self, source: Any, *args: Any, **kwargs: Any) -> str:
+                href = str(source)
+                if href.startswith("s3://"):
+                    bucket, key = href.removeprefix("s3://").split("/", 1)
+                    return str(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode())
+                return str(super().read_text(source, *args, **kwargs))
+
+        return S3StacIO()
+
+
+def test_landed_order_opens_with_pystac_from_s3_and_every_asset_is_the_landed_object(
+    aws_stack: AwsStack,
+) -> None:
+    import pystac
+
+    order_id = finished_order(aws_stack)
+    assert json.loads(land(aws_stack, order_id).payload)["complete"] is True
+    bucket = aws_stack.ref("ResultsBucket")
+    prefix = f"orders/default/{order_id}"
+    delivery = json.loads(
+        boto3.client("s3").get_object(Bucket=bucket, Key=f"{prefix}/delivery.json")["Body"].read()
+    )
+
+    catalog = pystac.Catalog.from_file(f"s3://{bucket}/{delivery['stac_catalog']}", stac_io=_S3StacIO.build())
+
+    items = list(catalog.get_items(recursive=True))
+    objects = landed(aws_stack, order_id)
+    data_files = {f["path"] for f in delivery["files"]}
+    assert items
+    seen = set()
+    for item in items:
+        for asset in item.assets.values():
+            href = asset.get_absolute_href()
+            assert href is not None and href.startswith(f"s3://{bucket}/{prefix}/")
+            path = href.removeprefix(f"s3://{bucket}/{prefix}/")
+            assert objects[path]["Size"] == asset.extra_fields["file:size"]
+            seen.add(path)
+    assert seen == data_files  # every landed file, once
+
+
+def test_zip_archive_in_s3_is_verified_through_ranged_gets_in_constant_memory(aws_stack: AwsStack) -> None:
+    import io
+    import zipfile
+
+    from order_core.adapters.storage import ResultsStore
+    from order_core.errors import ResultVerificationFailed
+    from order_core.services.archives import verify_archive
+
+    members = {f"PSScene/item_{i}.tif": hashlib.sha256(bytes([i])).digest() * (40 * KIB) for i in range(3)}
+    sink = io.BytesIO()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path, data in members.items():
+            archive.writestr(path, data)
+    data = sink.getvalue()
+    bucket = aws_stack.ref("ResultsBucket")
+    boto3.client("s3").put_object(Bucket=bucket, Key="orders/default/x/a.zip", Body=data)
+    store = ResultsStore(bucket)
+    md5, sha256 = hashlib.md5(data, usedforsecurity=False).hexdigest(), hashlib.sha256(data).hexdigest()
+
+    report = verify_archive(store, "orders/default/x/a.zip", len(data), md5, sha256, block_bytes=64 * KIB)
+
+    assert {m.path: m.sha256 for m in report.members} == {
+        path: hashlib.sha256(body).hexdigest() for path, body in members.items()
+    }
+    damaged = bytearray(data)
+    damaged[len(data) // 2] ^= 0xFF
+    boto3.client("s3").put_object(Bucket=bucket, Key="orders/default/x/b.zip", Body=bytes(damaged))
+    with pytest.raises(ResultVerificationFailed, match=r"b\.zip"):
+        verify_archive(store, "orders/default/x/b.zip", len(data), md5, sha256, block_bytes=64 * KIB)
+
+
+# --- zip and STAC deliveries of the fake Planet, landed end to end -----------------------------------------
+
+
+def _land_order(stack: AwsStack, request_changes: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    from test_handlers import scenes_request
+
+    order_id = submitted_order(stack, scenes_request() | request_changes)
+    assert poll_until_final(stack, order_id)["upstream_state"] == "success"
+    result = land(stack, order_id)
+    assert not result.errored, result.payload
+    assert json.loads(result.payload)["complete"] is True
+    bucket = stack.ref("ResultsBucket")
+    delivery_key = f"orders/default/{order_id}/delivery.json"
+    delivery = json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=delivery_key)["Body"].read())
+    return order_id, delivery
+
+
+@pytest.mark.parametrize(
+    "delivery",
+    [
+        {"archive_type": "zip"},
+        {"archive_type": "zip", "single_archive": True, "archive_filename": "{{name}}.zip"},
+    ],
+    ids=["an-archive-per-item", "single-archive"],
+)
+def test_zip_delivery_lands_the_archives_verified_member_by_member_with_a_stac_catalog(
+    aws_stack: AwsStack, delivery: dict[str, Any]
+) -> None:
+    import pystac
+
+    order_id, described = _land_order(aws_stack, {"delivery": delivery})
+
+    manifest = verify_against_manifest(aws_stack, order_id)  # the archives, against Planet's manifest
+    archives = [entry["path"] for entry in manifest["files"]]
+    assert archives and all(path.endswith(".zip") for path in archives)
+    assert set(described["archives"]) == set(archives)
+    for path in archives:
+        members = {m["path"] for m in described["archives"][path]["members"]}
+        assert "manifest.json" in members and any(m.endswith(".tif") for m in members)
+        assert "manifest.json" in described["archives"][path]["verified"]
+    bucket = aws_stack.ref("ResultsBucket")
+    catalog = pystac.Catalog.from_file(
+        f"s3://{bucket}/{described['stac_catalog']}", stac_io=_S3StacIO.build()
+    )
+    items = list(catalog.get_items(recursive=True))
+    assert len(items) == len(scenes_request_item_ids())
+    for item in items:
+        hrefs = [asset.href for asset in item.assets.values()]
+        assert any(href.startswith("zip+s3://") and href.endswith(".tif") for href in hrefs)
+        assert any(asset.roles == ["archive"] for asset in item.assets.values())
+
+
+def scenes_request_item_ids() -> list[str]:
+    from test_handlers import scenes_request
+
+    return [item for product in scenes_request()["products"] for item in product["item_ids"]]
+
+
+def test_order_with_planet_stac_metadata_lands_planets_stac_files_and_ours(aws_stack: AwsStack) -> None:
+    order_id, described = _land_order(aws_stack, {"metadata": {"stac": {}}})
+
+    manifest = verify_against_manifest(aws_stack, order_id)
+    objects = landed(aws_stack, order_id)
+    assert "catalog.json" in objects and "catalog.json" in {e["path"] for e in manifest["files"]}  # Planet's
+    assert described["stac_catalog"] == f"orders/default/{order_id}/stac/catalog.json"
+    ours = [path for path in objects if path.startswith("stac/items/")]
+    assert len(ours) >= len(scenes_request_item_ids())

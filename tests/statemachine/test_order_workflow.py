@@ -93,8 +93,9 @@ def test_workflow_success_polls_with_the_orders_backoff_and_lands_every_file(wor
     policy = BackoffPolicy(first_wait_seconds=2, max_wait_seconds=8)
     assert workflow.waits == policy.sequence(order_id, len(workflow.waits))
     keys = landed_keys(workflow, order_id)
-    assert {"manifest.json", "delivery.json"} <= keys
-    assert event["files"] == len(keys) - 2
+    stac = {key for key in keys if key.startswith("stac/")}
+    assert {"manifest.json", "delivery.json", "stac/catalog.json"} <= keys
+    assert event["files"] == len(keys - stac) - 2
     assert event["delivery"]["key"].endswith(f"{order_id}/delivery.json")
 
 

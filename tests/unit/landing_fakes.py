@@ -14,7 +14,10 @@ body and a chunked read as a broken connection (UpstreamUnavailable), as http.cl
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import threading
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,6 +45,59 @@ def content(size: int, seed: int = 7) -> bytes:
 
 def digests(data: bytes) -> tuple[str, str]:
     return hashlib.md5(data, usedforsecurity=False).hexdigest(), hashlib.sha256(data).hexdigest()
+
+
+class _Unseekable(io.RawIOBase):
+    """A sink ``zipfile`` cannot seek in, so it writes each member's sizes and CRC in a data descriptor
+    after its data (as a streaming zip writer, or Planet's, may)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, chunk: Any) -> int:
+        self.data += chunk
+        return len(chunk)
+
+
+def zip_of(
+    members: dict[str, bytes],
+    *,
+    inner_manifest: dict[str, Any] | None = None,
+    compression: int = zipfile.ZIP_STORED,
+    data_descriptors: bool = False,
+) -> bytes:
+    """A zip archive of ``members`` (in order), with ``inner_manifest`` as its ``manifest.json`` when given.
+
+    Stored members by default: flipping a byte of their data changes their CRC-32, not the zip's structure.
+    """
+    sink: Any = _Unseekable() if data_descriptors else io.BytesIO()
+    with zipfile.ZipFile(sink, "w", compression=compression) as archive:
+        for path, data in members.items():
+            archive.writestr(path, data)
+        if inner_manifest is not None:
+            archive.writestr("manifest.json", json.dumps(inner_manifest))
+    return bytes(sink.data) if data_descriptors else sink.getvalue()
+
+
+def inner_manifest_for(members: dict[str, bytes], annotations: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """Planet's manifest.json inside an archive: each member's size, digests, media type and annotations."""
+    files = []
+    for path, data in members.items():
+        md5, sha256 = digests(data)
+        files.append(
+            {
+                "path": path,
+                "media_type": "application/json" if path.endswith(".json") else "image/tiff",
+                "size": len(data),
+                "digests": {"md5": md5, "sha256": sha256},
+                "annotations": annotations.get(path, {}),
+            }
+        )
+    return {"name": "", "files": files}
 
 
 @dataclass
@@ -276,8 +332,11 @@ class FakeStore:
         self._call("list")
         return {k: o.size for k, o in self.bucket_state.objects.items() if k.startswith(prefix)}
 
+    def read_range(self, key: str, first: int, last: int) -> bytes:
+        self._call("get_range")
+        return self.bucket_state.bodies[key][first : last + 1]
+
     def get_json(self, key: str) -> Any | None:
-        import json
 
         self._call("get_json")
         body = self.bucket_state.bodies.get(key)
@@ -303,8 +362,6 @@ class FakeStore:
             self.bucket_state.content_md5[key] = md5
 
     def put_json(self, key: str, document: Any) -> None:
-        import json
-
         self.put_bytes(key, json.dumps(document).encode(), metadata={}, content_type="application/json")
 
     def delete(self, key: str) -> None:

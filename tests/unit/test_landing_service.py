@@ -151,7 +151,31 @@ class Rig:
         return self.service().land(ORDER, seconds_left)
 
     def landed_paths(self) -> set[str]:
-        return {k.removeprefix(BASE + "/") for k in self.bucket.bodies if k.startswith(BASE + "/")}
+        """What landed in the order's folder, the STAC catalog aside (``stac_documents``)."""
+        return {
+            path
+            for path in (k.removeprefix(BASE + "/") for k in self.bucket.bodies if k.startswith(BASE + "/"))
+            if not path.startswith("stac/")
+        }
+
+    def stac_documents(self) -> dict[str, Any]:
+        """The order's STAC catalog and Items, by path in its folder."""
+        return {
+            path: json.loads(self.bucket.bodies[f"{BASE}/{path}"])
+            for path in (k.removeprefix(BASE + "/") for k in self.bucket.bodies if k.startswith(BASE + "/"))
+            if path.startswith("stac/")
+        }
+
+    def out_of_time_after(self, files: int) -> Any:
+        """A ``seconds_left`` that runs out once ``files`` files are in the bucket (whatever the machine's
+        speed: counting calls instead would, on a slow machine, stop before any file landed)."""
+
+        def seconds_left() -> float:
+            with self.bucket.lock:  # the workers are putting files meanwhile
+                landed = [key for key in self.bucket.bodies if key.startswith(BASE + "/")]
+            return 60.0 if len(landed) < files else 0.0
+
+        return seconds_left
 
     def fetches(self, path: str) -> int:
         return sum(1 for r in self.planet_files.requests if r.path == path)
@@ -284,9 +308,8 @@ def test_order_not_finished_upstream_has_nothing_to_land() -> None:
 def test_time_running_out_returns_incomplete_and_the_next_call_lands_only_the_rest() -> None:
     files = some_files(8)
     rig = Rig(files, file_workers=1)
-    calls = iter(range(1000))
 
-    first = rig.land(seconds_left=lambda: 60.0 if next(calls) < 3 else 0.0)
+    first = rig.land(seconds_left=rig.out_of_time_after(2))
 
     assert first.complete is False
     assert 0 < first.landed_files < 8
@@ -530,8 +553,7 @@ def test_failed_landing_keeps_its_verified_files_and_its_record_and_event_report
 def test_failed_landing_records_files_an_earlier_killed_invocation_landed_but_never_saved() -> None:
     files = some_files(6)
     rig = Rig(files, file_workers=1)
-    calls = iter(range(1000))
-    rig.land(seconds_left=lambda: 60.0 if next(calls) < 3 else 0.0)
+    rig.land(seconds_left=rig.out_of_time_after(2))
     rig.repo.record = rig.repo.record.model_copy(update={"results": []})  # the save was lost with the kill
     rig.planet_files.faults.append(Fault("corrupt", MANIFEST, times=1000))
 

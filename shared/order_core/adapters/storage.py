@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -130,6 +131,11 @@ class ResultsStore:
                 return None
             raise
         return StoredObject(key, int(head["ContentLength"]), dict(head.get("Metadata", {})))
+
+    def read_range(self, key: str, first: int, last: int) -> bytes:
+        """Bytes ``first``..``last`` (inclusive) of an object."""
+        response = self.s3.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={first}-{last}")
+        return bytes(response["Body"].read())
 
     def metadata(self, key: str) -> dict[str, str] | None:
         """The user metadata of an object plus its ``content-length``, or None if it does not exist."""
@@ -259,3 +265,52 @@ class ResultsStore:
                 ExpiresIn=expires_in,
             )
         )
+
+
+class RangedObject(io.RawIOBase):
+    """A read-only, seekable file over a stored object, read with ranged GETs of ``block_bytes`` each.
+
+    Python's ``zipfile`` needs a seekable file (the central directory is at the end); this gives it one
+    without holding the object: memory is one block, whatever the object's size.
+    """
+
+    def __init__(self, store: ResultsStore, key: str, size: int, block_bytes: int = 8 * MIB) -> None:
+        super().__init__()
+        self._store, self._key, self._size, self._block_bytes = store, key, size, block_bytes
+        self._position = 0
+        self._block_start = 0
+        self._block = b""
+        self.requests = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        done = 0
+        while done < len(view) and self._position < self._size:
+            offset = self._position - self._block_start
+            if not 0 <= offset < len(self._block):
+                last = min(self._size, self._position + self._block_bytes) - 1
+                self._block = b""  # drop the old block before fetching the next one
+                self._block = self._store.read_range(self._key, self._position, last)
+                self._block_start, offset = self._position, 0
+                self.requests += 1
+                if not self._block:
+                    break
+            chunk = memoryview(self._block)[offset : offset + len(view) - done]
+            view[done : done + len(chunk)] = chunk
+            done += len(chunk)
+            self._position += len(chunk)
+        return done

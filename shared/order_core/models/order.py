@@ -74,6 +74,8 @@ class OrderRecord(BaseModel):
     unusable_polls: int = 0
 
     results: list[LandedFile] = Field(default_factory=list)
+    #: Paths (as in ``results``) of delivered files still landing: the order's GET lists them as pending.
+    pending_results: list[str] = Field(default_factory=list)
     landed_bytes: int = 0
     delivery_key: str | None = None
     event_published_at: datetime | None = None

@@ -114,6 +114,7 @@ class FinalizeService:
                 "phase": Phase.FINALIZED,
                 "last_message": message,
                 "error_hints": hints,
+                "pending_results": [],  # whatever had not landed will not: the order is over
                 "last_modified": now,
             },
         )

@@ -9,6 +9,7 @@ finally ``manifest.json`` and ``delivery.json`` next to the files.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 import time
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -34,7 +36,30 @@ from order_core.errors import (
 from order_core.models.order import LandedFile, LandingProgress, OrderRecord, Phase, utcnow
 from order_core.models.planet import Manifest, ManifestFile, OrderState, ResultLink
 from order_core.observability import bind_order, logger, metrics
-from order_core.services.transfer import Checkpoints, FileToLand, MemoryBudget, Transfer, TransferLimits
+from order_core.services.archives import (
+    INNER_MANIFEST,
+    MAX_ITEM_METADATA_BYTES,
+    ArchiveReport,
+    ArchiveStopped,
+    is_archive,
+    verify_archive,
+)
+from order_core.services.stac import (
+    CATALOG,
+    STAC_FOLDER,
+    StacFile,
+    StacOrder,
+    build_catalog,
+    metadata_item_id,
+)
+from order_core.services.transfer import (
+    UNKNOWN_SIZE,
+    Checkpoints,
+    FileToLand,
+    MemoryBudget,
+    Transfer,
+    TransferLimits,
+)
 
 MANIFEST = "manifest.json"
 DELIVERY = "delivery.json"
@@ -79,6 +104,8 @@ class LandingTuning:
     part_workers: int = 8
     transfer: TransferLimits = field(default_factory=TransferLimits)
     state_prefix: str = "_landing-state"
+    #: Bytes of a landed zip archive read back at a time to verify its members (one ranged GET each).
+    archive_block_bytes: int = 8 * 1024 * 1024
 
 
 def _expiry(link: ResultLink) -> datetime | None:
@@ -153,6 +180,16 @@ class LinkBook:
             return
 
 
+def _already_landed(file: FileToLand, head: StoredObject | None) -> LandedFile | None:
+    """``file`` as landed by an earlier attempt, if the object's size and digests say so."""
+    if head is None or head.size != file.size:
+        return None
+    md5, sha256 = head.metadata.get("md5"), head.metadata.get("sha256")
+    if not md5 or not sha256 or (file.verified_by_manifest and (md5, sha256) != (file.md5, file.sha256)):
+        return None
+    return file.landed(md5, sha256)
+
+
 def _landed_from_metadata(file: FileToLand, metadata: dict[str, str] | None, size: int | None) -> bool:
     return bool(
         metadata is not None
@@ -207,6 +244,8 @@ class LandingService:
         self._tuning = tuning or LandingTuning()
         #: Peak bytes held by buffers during the last ``land`` call (for tests and benchmarks).
         self.peak_buffer_bytes = 0
+        #: Reports of the archives verified by this service, by key.
+        self._reports: dict[str, ArchiveReport] = {}
 
     def order_prefix(self, record: OrderRecord) -> str:
         return f"{self._prefix}/{record.tenant}/{record.order_id}"
@@ -233,6 +272,7 @@ class LandingService:
         self, record: OrderRecord, upstream_order_id: str, seconds_left: Callable[[], float]
     ) -> LandingProgress:
         self.peak_buffer_bytes = 0
+        self._reports = {}
         upstream = self._planet.get_order(upstream_order_id)
         results = upstream.links.results or []
         delivered = [link for link in results if link.delivery in (None, "success")]
@@ -268,13 +308,14 @@ class LandingService:
             todo = self._not_yet_landed(base, files, landed)
             if todo:
                 logger.info("landing files", extra={"files": len(todo), "already_landed": len(landed)})
-                finished = self._land_files(record, todo, transfer, file_pool, landed, seconds_left)
+                self._save(record, landed, files)  # the order's GET lists what landed and what is coming
+                finished = self._land_files(record, files, todo, transfer, file_pool, landed, seconds_left)
                 self.peak_buffer_bytes = budget.peak
                 if not finished:
-                    self._save(record, landed)
+                    self._save(record, landed, files)
                     return LandingProgress(complete=False, landed_files=len(landed))
 
-        self._finish(record, base, files, landed, manifest_bytes, not_delivered)
+        self._finish(record, base, files, landed, manifest_bytes, manifest, not_delivered)
         return LandingProgress(complete=True, landed_files=len(landed))
 
     # --- planning ------------------------------------------------------------------------------------------
@@ -289,6 +330,14 @@ class LandingService:
                 continue
             path = safe_relative_path(link.name)
             entry = expected.pop(path, None)
+            if is_archive(path) and (entry is None or not entry.digests.md5 or not entry.digests.sha256):
+                # Verified by its members' CRC-32 and its inner manifest's digests instead (archives.py).
+                size = entry.size if entry is not None and entry.size is not None else UNKNOWN_SIZE
+                media_type = (entry.media_type if entry is not None else None) or "application/zip"
+                files.append(
+                    FileToLand(path, f"{base}/{path}", size, None, None, media_type, link_name=link.name)
+                )
+                continue
             if entry is None or entry.size is None or not entry.digests.md5 or not entry.digests.sha256:
                 raise ResultVerificationFailed(
                     f"{path} is not listed in manifest.json with its size and digests"
@@ -312,6 +361,9 @@ class LandingService:
         sizes = self._store.sizes_under(base + "/")
         todo = []
         for file in pending:
+            if is_archive(file.path):
+                todo.append(file)  # its task finds out cheaply whether it landed and was verified
+                continue
             if sizes.get(file.key) == file.size:
                 head = self._store.head(file.key)
                 if head is not None and _landed_from_metadata(file, head.metadata, head.size):
@@ -325,6 +377,7 @@ class LandingService:
     def _land_files(
         self,
         record: OrderRecord,
+        files: list[FileToLand],
         todo: list[FileToLand],
         transfer: Transfer,
         file_pool: ThreadPoolExecutor,
@@ -345,7 +398,11 @@ class LandingService:
                 # Submit only a little ahead of the workers, so that stopping leaves nothing half-queued.
                 while queue and not stop.is_set() and len(pending) < workers * 2:
                     file = queue.pop()
-                    pending[file_pool.submit(transfer.land, file)] = file
+                    if is_archive(file.path):
+                        future = file_pool.submit(self._land_archive, record, transfer, file)
+                    else:
+                        future = file_pool.submit(transfer.land, file)
+                    pending[future] = file
                 if not pending:
                     break
                 done, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
@@ -360,14 +417,107 @@ class LandingService:
                     if result is not None:
                         landed[file.path] = result
                 if time.monotonic() - last_save > SAVE_INTERVAL_SECONDS:
-                    self._save(record, landed)
+                    self._save(record, landed, files)
                     last_save = time.monotonic()
         finally:
             stop.set()  # whatever ends this loop, no file is started after it
         if failures:
-            self._save(record, landed)
+            self._save(record, landed, files)
             raise _combined_error(failures)
         return all(file.path in landed for file in todo)
+
+    # --- zip archives: landed as any file, then verified member by member -----------------------------------
+
+    def _archive_report_key(self, record: OrderRecord, file_key: str) -> str:
+        digest = hashlib.sha256(file_key.encode()).hexdigest()[:40]
+        return f"{self._tuning.state_prefix}/{record.tenant}/{record.order_id}/archives/{digest}.json"
+
+    def archive_report(self, record: OrderRecord, file: FileToLand | LandedFile) -> ArchiveReport | None:
+        """The saved report of an archive that landed and verified, if it still describes the object."""
+        saved = self._store.get_json(self._archive_report_key(record, file.key))
+        if not isinstance(saved, dict):
+            return None
+        try:
+            report = ArchiveReport.model_validate(saved)
+        except ValidationError:
+            return None
+        same_size = file.size in (UNKNOWN_SIZE, report.size)
+        same_digests = (file.md5 or report.md5, file.sha256 or report.sha256) == (report.md5, report.sha256)
+        return report if report.key == file.key and same_size and same_digests else None
+
+    def _verified_archive(self, record: OrderRecord, path: str, key: str, size: int) -> LandedFile | None:
+        """The archive at ``key`` as landed, if its report says its members verified (its digests may be
+        in the report alone: an archive the manifest gave none for has none in its object metadata)."""
+        probe = FileToLand(path, key, size, None, None, "application/zip", link_name="")
+        report = self.archive_report(record, probe)
+        if report is None:
+            return None
+        return LandedFile(
+            path=path, key=key, size=size, md5=report.md5, sha256=report.sha256, media_type="application/zip"
+        )
+
+    def _land_archive(self, record: OrderRecord, transfer: Transfer, file: FileToLand) -> LandedFile | None:
+        """Land a zip archive and verify its members; None if the stop event came first.
+
+        An archive counts as landed only once its report is saved: an invocation killed in between verifies
+        the landed object again (from the bucket, not from Planet). An archive whose members do not verify is
+        landed again when the manifest gave no digests for it (the bytes may have been damaged on the way);
+        otherwise it is Planet's archive that is broken, and the order fails naming the member.
+        """
+        report = self.archive_report(record, file)
+        head = self._store.head(file.key)
+        if report is not None and head is not None and head.size == report.size:
+            return LandedFile(
+                path=file.path,
+                key=file.key,
+                size=report.size,
+                md5=report.md5,
+                sha256=report.sha256,
+                media_type=file.media_type,
+            )
+        attempts = self._tuning.transfer.file_attempts
+        for attempt in range(1, attempts + 1):
+            if file.size == UNKNOWN_SIZE:
+                size = transfer.probe_size(file)
+                if size is None:
+                    return None
+                file = dataclasses.replace(file, size=size)
+            landed = _already_landed(file, head)
+            if landed is None:
+                landed = transfer.land(file)
+                if landed is None:
+                    return None
+            try:
+                report = self._verify_archive(transfer, landed)
+            except ArchiveStopped:
+                return None
+            except ResultVerificationFailed:
+                if file.verified_by_manifest or attempt == attempts:
+                    raise
+                logger.warning("archive did not verify: landing it again", extra={"path": file.path})
+                head = None
+                continue
+            self._store.put_json(self._archive_report_key(record, file.key), report.model_dump(mode="json"))
+            self._reports[file.key] = report
+            return landed
+        return None  # not reached: the last attempt returns or raises
+
+    def _verify_archive(self, transfer: Transfer, landed: LandedFile) -> ArchiveReport:
+        block = self._tuning.archive_block_bytes
+        if not transfer.budget.acquire(block, transfer.stop.is_set):
+            raise ArchiveStopped(landed.path)
+        try:
+            return verify_archive(
+                self._store,
+                landed.key,
+                landed.size,
+                landed.md5,
+                landed.sha256,
+                block_bytes=block,
+                stop=transfer.stop,
+            )
+        finally:
+            transfer.budget.release(block)
 
     # --- the end -------------------------------------------------------------------------------------------
 
@@ -378,9 +528,17 @@ class LandingService:
         files: list[FileToLand],
         landed: dict[str, LandedFile],
         manifest_bytes: bytes,
+        manifest: Manifest,
         not_delivered: list[str],
     ) -> None:
         in_order = [landed[file.path] for file in files]
+        reports = {}
+        for item in in_order:
+            if is_archive(item.path):
+                report = self._reports.get(item.key) or self.archive_report(record, item)
+                if report is None:
+                    raise ResultVerificationFailed(f"{item.path}: its members' verification was lost")
+                reports[item.path] = report
         manifest_md5 = hashlib.md5(manifest_bytes, usedforsecurity=False).hexdigest()
         manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
         self._store.put_bytes(
@@ -390,6 +548,7 @@ class LandingService:
             content_type="application/json",
             md5=manifest_md5,
         )
+        catalog_key = self._write_catalog(record, base, in_order, manifest, reports)
         delivery_key = f"{base}/{DELIVERY}"
         self._store.put_json(
             delivery_key,
@@ -403,6 +562,19 @@ class LandingService:
                 "prefix": base,
                 "verified": "size, md5 and sha256 of every file equal manifest.json's",
                 "files": [item.model_dump() for item in in_order],
+                "archives": {
+                    path: {
+                        "verified": "each member's CRC-32"
+                        + (
+                            ", and size, md5 and sha256 against its manifest.json" if r.inner_manifest else ""
+                        ),
+                        "members": [
+                            m.model_dump(exclude={"item_metadata", "annotations"}) for m in r.members
+                        ],
+                    }
+                    for path, r in reports.items()
+                },
+                "stac_catalog": catalog_key,
                 "not_delivered": not_delivered,
             },
         )
@@ -416,6 +588,7 @@ class LandingService:
         )
         changes: dict[str, object] = {
             "results": [manifest_file, *in_order],
+            "pending_results": [],
             "landed_bytes": data_bytes(in_order),
             "delivery_key": delivery_key,
             "last_modified": utcnow(),
@@ -428,11 +601,93 @@ class LandingService:
         logger.info("results landed", extra={"files": len(in_order)})
         metrics.add_metric(name="LandedFiles", unit="Count", value=len(in_order))
 
-    def _save(self, record: OrderRecord, landed: dict[str, LandedFile]) -> None:
+    def _write_catalog(
+        self,
+        record: OrderRecord,
+        base: str,
+        in_order: list[LandedFile],
+        manifest: Manifest,
+        reports: dict[str, ArchiveReport],
+    ) -> str | None:
+        """Write the order's STAC catalog (``stac.py``) next to ``delivery.json``; its key, or None when
+        Planet delivered files where the catalog would go (theirs are kept, ours is not written)."""
+        paths = {item.path for item in in_order}
+        if any(path.startswith(STAC_FOLDER + "/") for path in paths):
+            logger.warning("no STAC catalog: Planet delivered files where it would go")
+            return None
+        bucket = self._store.bucket
+        entries = {entry.path: entry for entry in manifest.files}
+        files: list[StacFile] = []
+        item_metadata: dict[str, dict[str, Any]] = {}
+        to_read: dict[str, str] = {}
+        for item in in_order:
+            entry = entries.get(item.path)
+            href = f"s3://{bucket}/{item.key}"
+            files.append(
+                StacFile(
+                    path=item.path,
+                    href=href,
+                    size=item.size,
+                    sha256=item.sha256,
+                    media_type=item.media_type,
+                    annotations=dict(entry.annotations) if entry is not None else {},
+                    archive=is_archive(item.path),
+                )
+            )
+            item_id = metadata_item_id(item.path)
+            if item_id and item.size <= MAX_ITEM_METADATA_BYTES:
+                to_read[item_id] = item.key
+            for member in reports[item.path].members if item.path in reports else []:
+                if member.path == INNER_MANIFEST:
+                    continue
+                files.append(
+                    StacFile(
+                        path=f"{item.path}!/{member.path}",
+                        href=f"zip+s3://{bucket}/{item.key}!/{member.path}",
+                        size=member.size,
+                        sha256=member.sha256,
+                        media_type=member.media_type,
+                        annotations=member.annotations,
+                        in_archive=href,
+                    )
+                )
+                member_item = metadata_item_id(member.path)
+                if member_item and member.item_metadata:
+                    item_metadata[member_item] = member.item_metadata
+        with ThreadPoolExecutor(self._tuning.file_workers, thread_name_prefix="stac") as pool:
+            for item_id, document in zip(
+                to_read, pool.map(self._store.get_json, to_read.values()), strict=True
+            ):
+                if isinstance(document, dict):
+                    item_metadata[item_id] = document
+            documents = build_catalog(
+                StacOrder(
+                    order_id=record.order_id,
+                    name=record.name,
+                    upstream_order_id=record.upstream_order_id,
+                    created_on=record.created_on,
+                    root=f"s3://{bucket}/{base}",
+                    files=files,
+                    item_metadata=item_metadata,
+                )
+            )
+            prefix = f"s3://{bucket}/"
+            list(
+                pool.map(
+                    lambda pair: self._store.put_json(pair[0].removeprefix(prefix), pair[1]),
+                    documents.items(),
+                )
+            )
+        return f"{base}/{CATALOG}"
+
+    def _save(self, record: OrderRecord, landed: dict[str, LandedFile], files: list[FileToLand]) -> None:
+        """Record what landed so far and what is still coming: one write per call, and the landing loop
+        calls at most every ``SAVE_INTERVAL_SECONDS`` (not per file: a 500-item order would pay 2,000)."""
         self._repo.update(
             record.order_id,
             {
                 "results": list(landed.values()),
+                "pending_results": [file.path for file in files if file.path not in landed],
                 "landed_bytes": data_bytes(landed.values()),
                 "last_modified": utcnow(),
                 "last_message": f"Landed {len(landed)} files",
@@ -454,14 +709,23 @@ class LandingService:
             known = {item.key: item for item in current.results}
             results = []
             for key, size in sorted(self._store.sizes_under(base + "/").items()):
-                item = known.get(key)
-                if item is None or item.size != size:
-                    item = _landed_from_object(base, key, self._store.head(key))
+                path = key.removeprefix(base + "/")
+                if is_archive(path):
+                    item = self._verified_archive(current, path, key, size)  # only once its members verified
+                else:
+                    item = known.get(key)
+                    if item is None or item.size != size:
+                        item = _landed_from_object(base, key, self._store.head(key))
                 if item is not None:
                     results.append(item)
             self._repo.update(
                 record.order_id,
-                {"results": results, "landed_bytes": data_bytes(results), "last_modified": utcnow()},
+                {
+                    "results": results,
+                    "pending_results": [],  # they will not land: the order is ending
+                    "landed_bytes": data_bytes(results),
+                    "last_modified": utcnow(),
+                },
                 only_in_phases=(Phase.DELIVERING,),
             )
         except Exception as exc:

@@ -260,11 +260,13 @@ def order_view(
         if field != "name":
             view.setdefault(field, value)
     view.setdefault("source_type", record.source_type)
-    if with_results and links is not None and record.results and record.state.is_final:
+    # Results show as they land: each verified file with its link, the rest of the delivery as pending.
+    if with_results and (record.results or record.pending_results):
         from order_core.services.links import DownloadClaims
 
-        results = []
-        for landed in record.results:
+        results: list[dict[str, Any]] = []
+        for landed in record.results if links is not None else []:
+            assert links is not None
             filename = landed.path.rsplit("/", 1)[-1]
             token, expires = links.issue(DownloadClaims(record.order_id, record.tenant, landed.key, filename))
             results.append(
@@ -275,5 +277,7 @@ def order_view(
                     "delivery": "success",
                 }
             )
+        pending = record.pending_results
+        results += [{"name": f"{record.order_id}/{path}", "delivery": "pending"} for path in pending]
         view["_links"]["results"] = results
     return redact(view)

@@ -74,30 +74,44 @@ class TransferLimits:
 class FileToLand:
     path: str
     key: str
+    #: ``UNKNOWN_SIZE`` until learned from the server (a zip archive the manifest does not size).
     size: int
-    md5: str
-    sha256: str
+    #: The manifest's digests; None only for a zip archive the manifest lists without them, which is
+    #: verified member by member instead (``archives.py``).
+    md5: str | None
+    sha256: str | None
     media_type: str | None
     #: ``name`` of its entry in ``_links.results``, to ask for a fresh link.
     link_name: str
 
     @property
+    def verified_by_manifest(self) -> bool:
+        return bool(self.md5 and self.sha256)
+
+    @property
     def metadata(self) -> dict[str, str]:
-        return {"md5": self.md5, "sha256": self.sha256}
+        return {"md5": self.md5, "sha256": self.sha256} if self.md5 and self.sha256 else {}
 
     @property
     def content_type(self) -> str:
         return self.media_type or "application/octet-stream"
 
-    def landed(self) -> LandedFile:
+    def landed(self, md5: str | None = None, sha256: str | None = None) -> LandedFile:
+        """The landed file, with the digests computed while landing it when the manifest gave none."""
+        found_md5, found_sha256 = self.md5 or md5, self.sha256 or sha256
+        assert found_md5 is not None and found_sha256 is not None
         return LandedFile(
             path=self.path,
             key=self.key,
             size=self.size,
-            md5=self.md5,
-            sha256=self.sha256,
+            md5=found_md5,
+            sha256=found_sha256,
             media_type=self.media_type,
         )
+
+
+#: The size of a file the manifest does not give one for, until the server told it.
+UNKNOWN_SIZE = -1
 
 
 class LinkSource(Protocol):
@@ -112,9 +126,9 @@ def mismatches(file: FileToLand, size: int, md5: str, sha256: str) -> list[str]:
     problems = []
     if size != file.size:
         problems.append(f"size {size} != manifest {file.size}")
-    if md5 != file.md5:
+    if file.md5 is not None and md5 != file.md5:
         problems.append(f"md5 {md5} != manifest {file.md5}")
-    if sha256 != file.sha256:
+    if file.sha256 is not None and sha256 != file.sha256:
         problems.append(f"sha256 {sha256} != manifest {file.sha256}")
     return problems
 
@@ -315,6 +329,26 @@ class Transfer:
 
         return self._attempts(file.path, once)
 
+    def probe_size(self, file: FileToLand) -> int | None:
+        """The size of a result the manifest does not give, from the answer to a one-byte range request
+        (or the Content-Length of a server that ignores ranges). None if the stop event came first."""
+
+        def check(stream: DownloadStream) -> None:
+            if stream.status not in (200, 206):
+                raise UpstreamError(f"{file.path}: unexpected answer {stream.status}", status=stream.status)
+
+        def read(stream: DownloadStream) -> int:
+            total = stream.content_range[2] if stream.status == 206 and stream.content_range else None
+            total = total if total is not None else stream.content_length
+            if total is None:
+                raise UpstreamUnavailable(f"{file.path}: the server did not say how large it is")
+            return total
+
+        def once() -> int:
+            return self._request(_Source(self.links, file.link_name), (0, 0), check, read)
+
+        return self._attempts(file.path, once)
+
     def fetch_document(
         self, path: str, link_name: str, max_bytes: int, accept: Callable[[bytes], T]
     ) -> T | None:
@@ -384,14 +418,18 @@ class Transfer:
             if problems:
                 raise ResultVerificationFailed(f"{file.path}: {'; '.join(problems)}")
             self.store.put_bytes(
-                file.key, view, metadata=file.metadata, content_type=file.content_type, md5=md5
+                file.key,
+                view,
+                metadata={"md5": md5, "sha256": sha256},
+                content_type=file.content_type,
+                md5=md5,
             )
         finally:
             view.release()
             if pooled:
                 self.buffers.give(buffer)
             self.budget.release(held)
-        return file.landed()
+        return file.landed(md5, sha256)
 
     # --- fetching bytes, with range-level retries ----------------------------------------------------------
 
@@ -485,7 +523,7 @@ class Transfer:
             raise ResultVerificationFailed(f"{file.path}: {'; '.join(problems)}")
         self.store.complete_upload(file.key, run.upload_id, run.receipts)
         self.checkpoints.delete(file)
-        return file.landed()
+        return file.landed(md5, sha256)
 
 
 def _ended_early(message: str) -> UpstreamUnavailable:
