@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from http import HTTPStatus
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
 
 import jwt
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,6 +47,8 @@ class FaultRule(BaseModel):
     retry_after: int | None = Field(default=None, ge=0)
     times: int = Field(default=1, ge=1)
     path_contains: str | None = None
+    #: A substring of the URL's query string, percent-decoded (e.g. a list's `name__contains` value).
+    query_contains: str | None = None
     #: A substring of the request body (decoded as UTF-8), e.g. a create's order name.
     body_contains: str | None = None
     #: The Planet order a request is about: its id in the path (get, cancel, storage) or the order named
@@ -60,6 +62,7 @@ class FaultRule(BaseModel):
         return (
             self.op in ("any", op)
             and (self.path_contains is None or self.path_contains in path)
+            and (self.query_contains is None or self.query_contains in facts.query)
             and (self.body_contains is None or self.body_contains in facts.body)
             and (self.order_id is None or self.order_id in (facts.token_order_id, *path.split("/")))
         )
@@ -69,6 +72,7 @@ class FaultRule(BaseModel):
 class RequestFacts:
     """What matchers other than the op and path look at."""
 
+    query: str = ""
     body: str = ""
     token_order_id: str | None = None
 
@@ -207,6 +211,7 @@ def _request_facts(environ: dict[str, Any], read_body: bool) -> RequestFacts:
         environ["wsgi.input"] = io.BytesIO(raw)
         body = raw.decode("utf-8", errors="replace")
     return RequestFacts(
+        query=unquote_plus(environ.get("QUERY_STRING", "")),
         body=body,
         token_order_id=_token_order_id(environ) if "token=" in environ.get("QUERY_STRING", "") else None,
     )

@@ -171,6 +171,20 @@ def test_fault_with_body_contains_only_hits_the_create_whose_body_has_it(
     assert [o.name for o in fake.store.orders()] == ["other [gw:else]", "mine [gw:target]"]
 
 
+def test_fault_with_query_contains_only_hits_lists_whose_query_has_it(
+    fake: FakePlanetServer, api: PlanetApi
+) -> None:
+    _add_fault(fake, op="list", kind="status", status=502, query_contains="[gw:target]")
+
+    statuses = [
+        api.list(name__contains="[gw:else]").status_code,
+        api.list(name__contains="[gw:target]").status_code,
+        api.list(name__contains="[gw:target]").status_code,
+    ]
+
+    assert statuses == [200, 502, 200]
+
+
 def test_fault_with_order_id_hits_that_orders_gets_and_downloads_only(
     fake: FakePlanetServer, api: PlanetApi
 ) -> None:
