@@ -1,0 +1,219 @@
+"""The chaos matrix: every upstream operation x every fault kind x one, several and all attempts, plus
+duplicate deliveries and hostile producers. Each scenario says what a user expects (docs/decisions.md
+"Chaos suite: what a user expects of each fault").
+
+``CHAOS_FULL=1`` (``make chaos``) runs every scenario; without it ``make test`` runs a representative subset:
+every operation, every fault kind and every duplicate/hostile family at least once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+FULL = os.environ.get("CHAOS_FULL", "").lower() in ("1", "true", "yes")
+
+# What the fake sends for each fault kind (local/planet_fake/README.md "Fault injection").
+KINDS: dict[str, dict[str, Any]] = {
+    "5xx": {"kind": "status", "status": 503},
+    "429+RA": {"kind": "status", "status": 429, "retry_after": 1},
+    "429": {"kind": "status", "status": 429},
+    "reset": {"kind": "reset"},
+    "truncate": {"kind": "truncate"},
+    "corrupt": {"kind": "corrupt"},
+}
+# An expired link: Planet answers 401 on the download link, a cloud bucket 403 on the signed URL.
+EXPIRY = {
+    "download": {
+        "kind": "status",
+        "status": 401,
+        "message": "Download link has expired: GET the order again for a fresh link",
+    },
+    "storage": {"kind": "status", "status": 403, "message": "Signed URL has expired"},
+}
+#: "all" is bounded, but far beyond every retry budget of the stack the suite runs (SUBMIT_MAX_ATTEMPTS=3,
+#: 4 range retries x 3 file restarts x 6 LandResults attempts, the 90 s polling deadline).
+ALL = 1000
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    family: str  # fault | duplicate | hostile
+    op: str
+    kind: str
+    times: str  # one | several | all | -
+    expect: str  # success | failed | cancelled | refused | answered
+    hint: str | None = None  # regex a failed order's hints (or a refusal's reason) must match
+    rules: tuple[dict[str, Any], ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+    timeout: float = 240.0
+
+    @property
+    def id(self) -> str:
+        return self.name
+
+
+def _count(op: str, times: str) -> int:
+    if times == "one":
+        return 1
+    if times == "several":
+        # A create or a reconciliation list waits 10-40 s of SQS backoff per retry; two keep the run short.
+        return 2 if op in ("create", "list") else 3
+    return ALL
+
+
+def _fault(op: str, kind: str, times: str) -> Scenario:
+    spec = EXPIRY["storage" if op == "manifest" else op] if kind == "expiry" else KINDS[kind]
+    rule = {"op": op, **spec, "times": _count(op, times)}
+    expect, hint, timeout = "success", None, 240.0
+    if times == "all":
+        timeout = 420.0
+        if op == "create" and kind in ("truncate", "corrupt"):
+            pass  # Planet created the order every time; reconciliation adopts the first one
+        elif op == "create":
+            expect, hint = "failed", r"(?i)planet|attempt|rate"
+        elif op == "get":
+            expect, hint = "failed", r"(?i)deadline"
+        elif op in ("download", "storage", "manifest"):
+            expect, hint = "failed", r"(?i)manifest|\.tif|\.xml|\.json|download|file"
+        elif op == "list":
+            expect, hint = "failed", r"(?i)planet|attempt|reconcil|rate"
+        elif op == "cancel":
+            expect = "success"  # the cancel never reached Planet: the client saw every refusal
+    if op == "cancel" and times != "all":
+        expect = "cancelled"
+    return Scenario(f"{op}/{kind}/{times}", "fault", op, kind, times, expect, hint, (rule,), timeout=timeout)
+
+
+def fault_matrix() -> list[Scenario]:
+    scenarios = []
+    for op in ("create", "get", "list", "cancel", "download", "storage", "manifest"):
+        kinds = [*KINDS, "expiry"] if op in ("download", "storage", "manifest") else list(KINDS)
+        for kind in kinds:
+            for times in ("one", "several", "all"):
+                scenarios.append(_fault(op, kind, times))
+    return scenarios
+
+
+def permanent_faults() -> list[Scenario]:
+    return [
+        Scenario(
+            "create/400/one",
+            "fault",
+            "create",
+            "400",
+            "one",
+            "failed",
+            r"(?i)planet refused|400|injected",
+            ({"op": "create", "kind": "status", "status": 400, "message": "Injected: bad bundle"},),
+        ),
+        Scenario(
+            "get/404/one",
+            "fault",
+            "get",
+            "404",
+            "one",
+            "failed",
+            r"(?i)404|not found|could not load|injected",
+            ({"op": "get", "kind": "status", "status": 404, "message": "Injected: no such order"},),
+        ),
+        Scenario(
+            "upstream/failed",
+            "fault",
+            "get",
+            "planet-failed",
+            "-",
+            "failed",
+            r"(?i)fail",
+            extra={"item_ids": ["20220304_fail_1"]},
+        ),
+    ]
+
+
+def duplicates() -> list[Scenario]:
+    return [
+        Scenario("dup/sqs-message", "duplicate", "create", "sqs twice", "-", "success"),
+        Scenario("dup/http-idempotency-key", "duplicate", "create", "http twice", "-", "success"),
+        Scenario("dup/accepted-message", "duplicate", "submit", "intake twice", "-", "success"),
+        Scenario("dup/workflow", "duplicate", "workflow", "started twice", "-", "success"),
+        Scenario(
+            "dup/lambdas-after-done", "duplicate", "poll+land+finalize", "invoked again", "-", "success"
+        ),
+        Scenario("dup/sqs-key-other-body", "duplicate", "create", "same key, other body", "-", "success"),
+    ]
+
+
+HOSTILE_TENANTS = {
+    "slash": "default/11111111-1111-1111-1111-111111111111",
+    "dotdot": "../..",
+    "empty": "",
+    "unicode": "tenänt-\u202e",
+    "long": "a" * 500,
+}
+
+
+def hostile() -> list[Scenario]:
+    scenarios = [
+        Scenario(f"hostile/sqs-tenant-{name}", "hostile", "sqs", "tenant", "-", "refused", r"(?i)tenant")
+        for name in HOSTILE_TENANTS
+    ]
+    scenarios += [
+        Scenario(f"hostile/sqs-body-{name}", "hostile", "sqs", "body", "-", "refused")
+        for name in ("not-json", "huge", "surrogate", "not-an-object")
+    ]
+    scenarios += [
+        Scenario(f"hostile/api-{name}", "hostile", "api", name, "-", "answered")
+        for name in (
+            "page_size-huge",
+            "page_size-negative",
+            "page_marker-garbage",
+            "page_marker-crafted",
+            "page_marker-surrogate",
+            "name-surrogate",
+            "body-not-json",
+        )
+    ]
+    return scenarios
+
+
+# One scenario per operation and per fault kind at least, every family once: what `make test` runs.
+SUBSET = {
+    "create/5xx/one",
+    "create/reset/several",
+    "create/truncate/one",
+    "create/400/one",
+    "get/429+RA/several",
+    "get/corrupt/one",
+    "list/5xx/one",
+    "cancel/5xx/one",
+    "download/expiry/one",
+    "download/429/one",
+    "storage/truncate/several",
+    "storage/corrupt/one",
+    "manifest/429+RA/one",
+    "manifest/corrupt/one",
+    "upstream/failed",
+    "dup/sqs-message",
+    "dup/http-idempotency-key",
+    "dup/accepted-message",
+    "dup/workflow",
+    "dup/lambdas-after-done",
+    "dup/sqs-key-other-body",
+    "hostile/sqs-tenant-slash",
+    "hostile/sqs-tenant-dotdot",
+    "hostile/sqs-body-not-json",
+    "hostile/api-page_size-huge",
+    "hostile/api-page_marker-crafted",
+    "hostile/api-name-surrogate",
+}
+
+
+def all_scenarios() -> list[Scenario]:
+    return [*fault_matrix(), *permanent_faults(), *duplicates(), *hostile()]
+
+
+def selected() -> list[Scenario]:
+    everything = all_scenarios()
+    return everything if FULL else [s for s in everything if s.name in SUBSET]
