@@ -149,13 +149,15 @@ class Chaos:
         )
         return max(0, requested - left)
 
-    def create_http(self, name: str, item_ids: list[str] | None = None, **headers: str) -> requests.Response:
+    def create_http(
+        self, name: str, item_ids: list[str] | None = None, headers: dict[str, str] | None = None
+    ) -> requests.Response:
         body = {
             "name": name,
             "source_type": "scenes",
             "products": [{**SCENES, "item_ids": item_ids or ["20220304_093300_37_2430"]}],
         }
-        return self.call("POST", "/orders/v2", json=body, headers=headers)
+        return self.call("POST", "/orders/v2", json=body, headers=headers or {})
 
     def send_sqs(self, body: str, **attributes: str) -> str:
         message_attributes = {
@@ -337,8 +339,8 @@ class Chaos:
             self.send_sqs(json.dumps(other), tenant="default", idempotency_key=key, chaos_id=chaos_id)
         elif scenario.name == "dup/http-idempotency-key":
             key = uuid.uuid4().hex
-            first = self.create_http(name, **{"Idempotency-Key": key})
-            second = self.create_http(name, **{"Idempotency-Key": key})
+            first = self.create_http(name, headers={"Idempotency-Key": key})
+            second = self.create_http(name, headers={"Idempotency-Key": key})
             order_id = first.json().get("id", "")
             if second.json().get("id") != order_id:
                 outcome.violate(f"the same Idempotency-Key gave two orders ({second.status_code})")
