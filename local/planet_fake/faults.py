@@ -54,6 +54,9 @@ class FaultRule(BaseModel):
     #: The Planet order a request is about: its id in the path (get, cancel, storage) or the order named
     #: by a download link's token (download), so one order's downloads can be faulted among many.
     order_id: str | None = None
+    #: A substring of the file a request fetches: the storage path, or the file a download link's token
+    #: names (download), e.g. "manifest.json" or "_udm2.tif".
+    file_contains: str | None = None
     message: str | None = None
     id: int = 0
 
@@ -65,6 +68,7 @@ class FaultRule(BaseModel):
             and (self.query_contains is None or self.query_contains in facts.query)
             and (self.body_contains is None or self.body_contains in facts.body)
             and (self.order_id is None or self.order_id in (facts.token_order_id, *path.split("/")))
+            and (self.file_contains is None or self.file_contains in (facts.token_path or path))
         )
 
 
@@ -75,6 +79,7 @@ class RequestFacts:
     query: str = ""
     body: str = ""
     token_order_id: str | None = None
+    token_path: str | None = None
 
 
 class FaultBook:
@@ -189,15 +194,17 @@ def _corrupted(body: Iterable[bytes], position: int) -> Iterator[bytes]:
             body.close()
 
 
-def _token_order_id(environ: dict[str, Any]) -> str | None:
-    """The order a download link's token names (read, not verified: matching is not authorising)."""
+def _token_claims(environ: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The order and file a download link's token names (read, not verified: matching is not authorising)."""
+    if "token=" not in environ.get("QUERY_STRING", ""):
+        return None, None
     token = parse_qs(environ.get("QUERY_STRING", "")).get("token", [""])[0]
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.InvalidTokenError:
-        return None
-    subject = claims.get("sub")
-    return subject if isinstance(subject, str) else None
+        return None, None
+    subject, path = claims.get("sub"), claims.get("path")
+    return (subject if isinstance(subject, str) else None), (path if isinstance(path, str) else None)
 
 
 def _request_facts(environ: dict[str, Any], read_body: bool) -> RequestFacts:
@@ -210,10 +217,12 @@ def _request_facts(environ: dict[str, Any], read_body: bool) -> RequestFacts:
         raw = environ["wsgi.input"].read(length) if length > 0 else b""
         environ["wsgi.input"] = io.BytesIO(raw)
         body = raw.decode("utf-8", errors="replace")
+    order_id, file_path = _token_claims(environ)
     return RequestFacts(
         query=unquote_plus(environ.get("QUERY_STRING", "")),
         body=body,
-        token_order_id=_token_order_id(environ) if "token=" in environ.get("QUERY_STRING", "") else None,
+        token_order_id=order_id,
+        token_path=file_path,
     )
 
 

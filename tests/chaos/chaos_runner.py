@@ -146,6 +146,7 @@ class Chaos:
             rule["times"]
             for rule in pending
             if scope & {rule.get("body_contains"), rule.get("query_contains"), rule.get("order_id")}
+            and rule.get("op") == ("storage" if scenario.op == "manifest" else scenario.op)
         )
         return max(0, requested - left)
 
@@ -264,9 +265,9 @@ class Chaos:
         for rule in scenario.rules:
             rule = dict(rule)
             if scenario.op == "manifest":
-                rule.update(op="storage", path_contains="manifest.json")
-            elif scenario.op == "storage":
-                rule.update(path_contains="_3B_")  # the imagery files; manifest.json has its own scenarios
+                rule.update(op="storage", file_contains="manifest.json")
+            elif scenario.op in ("download", "storage"):
+                rule.update(file_contains="_3B_")  # the imagery files; manifest.json has its own scenarios
             self.add_fault({**rule, **scope})
 
     def _run_fault(self, scenario: Scenario, outcome: Outcome) -> None:

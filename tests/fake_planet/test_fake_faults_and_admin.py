@@ -171,6 +171,24 @@ def test_fault_with_body_contains_only_hits_the_create_whose_body_has_it(
     assert [o.name for o in fake.store.orders()] == ["other [gw:else]", "mine [gw:target]"]
 
 
+def test_fault_with_file_contains_hits_downloads_and_storage_of_that_file_only(
+    fake: FakePlanetServer, api: PlanetApi
+) -> None:
+    results = results_by_path(_done_order(fake, api))
+    udm2 = ANALYTIC.replace("AnalyticMS", "udm2")
+    _add_fault(fake, op="download", kind="status", status=429, file_contains="_udm2.tif")
+    _add_fault(fake, op="storage", kind="status", status=503, file_contains="AnalyticMS.tif")
+
+    downloads = [
+        fetch(results[ANALYTIC]["location"], allow_redirects=False).status_code,
+        fetch(results[udm2]["location"], allow_redirects=False).status_code,
+    ]
+    storage = [fetch(results[udm2]["location"]).status_code, fetch(results[ANALYTIC]["location"]).status_code]
+
+    assert downloads == [302, 429]
+    assert storage == [200, 503]
+
+
 def test_fault_with_query_contains_only_hits_lists_whose_query_has_it(
     fake: FakePlanetServer, api: PlanetApi
 ) -> None:
