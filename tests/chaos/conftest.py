@@ -37,7 +37,7 @@ CHAOS_ENV = {
     "PLANET_API_KEY": PLANET_KEY,
     "LOCAL_API_KEY": API_KEY,
 }
-MAX_AT_ONCE = 48
+MAX_AT_ONCE = 64
 _RESULTS: dict[str, Any] = {}
 
 
@@ -67,7 +67,7 @@ def chaos_run(chaos_stack: RunningStack) -> dict[str, Any]:
     _RESULTS.update(
         outcomes={o.scenario.name: o for o in outcomes},
         stray=stray_objects(chaos),
-        leaks=secret_leaks(chaos, planted),
+        leaks=secret_leaks(chaos, planted, banner_shows=API_KEY),
         seconds=time.monotonic() - started,
         full=FULL,
     )
