@@ -390,9 +390,11 @@ class Chaos:
         self.send_sqs(json.dumps(order), message_type="gateway.order.accepted")
         time.sleep(3)
         after = {k: f"{v['ETag']}{v['LastModified']}" for k, v in self.objects(folder).items()}
-        landed_again = sorted(
-            k for k in before if k in after and after[k] != before[k] and "delivery.json" not in k
-        )
+        changed = sorted(k for k in before if k in after and after[k] != before[k])
+        records = [k.rsplit("/", 1)[-1] for k in changed if k.endswith(("/manifest.json", "/delivery.json"))]
+        if records:
+            outcome.notes.append(f"rewrote {', '.join(records)}")
+        landed_again = [k for k in changed if not k.endswith(("/manifest.json", "/delivery.json"))]
         if landed_again:
             outcome.violate(f"landed again after done: {landed_again[:3]}")
         if set(after) != set(before):
@@ -527,16 +529,14 @@ class Chaos:
 
 def judge(chaos: Chaos, outcome: Outcome, secrets: list[str]) -> None:
     scenario = outcome.scenario
-    if scenario.expect in ("success", "failed", "cancelled"):
-        if outcome.state != scenario.expect:
-            kind = (
-                "transient fault turned into"
-                if scenario.expect == "success" and outcome.state == "failed"
-                else "ended"
-            )
+    expected = scenario.expect.split("|")
+    if set(expected) <= {"success", "failed", "cancelled"}:
+        if outcome.state not in expected:
+            turned = scenario.expect == "success" and outcome.state == "failed"
+            kind = "transient fault turned into" if turned else "ended"
             outcome.violate(f"expected {scenario.expect}, {kind} {outcome.state}: {outcome.hints[:2]}")
         elif (
-            scenario.expect == "failed"
+            outcome.state == "failed"
             and scenario.hint
             and not any(re.search(scenario.hint, hint) for hint in outcome.hints)
         ):
