@@ -239,6 +239,22 @@ class Chaos:
                 found.append({"body": message["Body"][:80], **attributes})
         return found
 
+    def warm_up(self) -> None:
+        """Load every function once, one after another, before the scenarios hit them all at once.
+
+        The local runtime imports a function's handler on its first invocation; two functions importing
+        for the first time in two threads can see each other's half-initialised modules (seen: ApiFunction
+        answering 502 with Runtime.ImportModuleError). Lambda runs each function in its own process, so
+        that is the local stack's problem, not a fault a scenario injects."""
+        for function in (
+            "AuthorizerFunction",
+            "ApiFunction",
+            "SubmitFunction",
+            "PollFunction",
+            "FinalizeFunction",
+        ):
+            self.invoke(function, {})
+
     # --- running a scenario ------------------------------------------------------------------------------
 
     def run(self, scenario: Scenario) -> Outcome:

@@ -51,6 +51,7 @@ def chaos_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
 def chaos_run(chaos_stack: RunningStack) -> dict[str, Any]:
     """Every selected scenario, run at once (each faults only its own order), then judged."""
     chaos = Chaos(chaos_stack)
+    chaos.warm_up()
     order = [s.name for s in selected()]
     # The longest first, so they overlap with the rest; a bounded pool keeps 2 cores responsive.
     scenarios = sorted(selected(), key=lambda s: -s.timeout)
