@@ -83,14 +83,14 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.section(
         f"chaos: {len(_RESULTS['outcomes'])} scenarios, {mode}, {_RESULTS['seconds']:.0f} s"
     )
-    write(f"{'scenario':34} {'expect':9} {'got':16} {'fired':>5} {'secs':>5}  verdict")
+    write(f"{'scenario':34} {'expect':14} {'got':16} {'fired':>5} {'secs':>5}  verdict")
     for name, outcome in _RESULTS["outcomes"].items():
         verdict = "ok" if not outcome.violations else "VIOLATED: " + "; ".join(outcome.violations)
         if outcome.notes:
             verdict += " (" + "; ".join(outcome.notes) + ")"
         fired = str(outcome.faults_fired) if outcome.scenario.rules else "-"
         write(
-            f"{name:34} {outcome.scenario.expect:9} {outcome.state[:16]:16} {fired:>5} "
+            f"{name:34} {outcome.scenario.expect:14} {outcome.state[:16]:16} {fired:>5} "
             f"{outcome.seconds:5.0f}  {verdict[:220]}"
         )
     stray = _RESULTS["stray"]
