@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from order_core.errors import UpstreamUnavailable
+from order_core.errors import UpstreamRateLimited, UpstreamUnavailable
 from order_core.models.order import OrderRecord, Phase, WorkflowInput
 from order_core.models.planet import OrderState, PlanetOrder
 from order_core.services.bundles import BundlesSpecSource
@@ -56,11 +56,18 @@ class FakeOrders:
 class FakePlanet:
     """Creates orders; ``unavailable`` POSTs fail first (as an ambiguous 5xx would)."""
 
-    def __init__(self, unavailable: int = 0) -> None:
+    def __init__(self, unavailable: int = 0, rate_limited: int = 0, list_unavailable: int = 0) -> None:
         self.created: list[dict[str, Any]] = []
         self.unavailable = unavailable
+        self.rate_limited = rate_limited
+        self.list_unavailable = list_unavailable
+        self.create_calls = 0
 
     def create_order(self, request: dict[str, Any]) -> PlanetOrder:
+        self.create_calls += 1
+        if self.rate_limited:
+            self.rate_limited -= 1
+            raise UpstreamRateLimited("Planet answered 429", retry_after=None)
         if self.unavailable:
             self.unavailable -= 1
             raise UpstreamUnavailable("Planet answered 503")
@@ -68,6 +75,9 @@ class FakePlanet:
         return PlanetOrder(id=str(uuid.uuid4()), name=str(request["name"]), state=OrderState.queued)
 
     def list_orders(self, **_filters: Any) -> list[PlanetOrder]:
+        if self.list_unavailable:
+            self.list_unavailable -= 1
+            raise UpstreamUnavailable("Planet answered 502")
         return []
 
     def cancel_order(self, order_id: str) -> PlanetOrder:
@@ -94,9 +104,16 @@ class FakeDeadLetters:
 
 
 class Rig:
-    def __init__(self, *, unavailable: int = 0, bundles: BundlesSpecSource | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        unavailable: int = 0,
+        rate_limited: int = 0,
+        list_unavailable: int = 0,
+        bundles: BundlesSpecSource | None = None,
+    ) -> None:
         self.orders = FakeOrders()
-        self.planet = FakePlanet(unavailable)
+        self.planet = FakePlanet(unavailable, rate_limited, list_unavailable)
         self.workflow = FakeWorkflow()
         self.dead_letters = FakeDeadLetters()
         self.service = SubmitService(

@@ -54,6 +54,10 @@ _MAX_HINT_CHARS = 300
 KEY_REUSED = "idempotency key reused with a different body"
 
 
+class _GaveUp(Exception):
+    """The order was rejected after its attempts were spent; nothing more to do for this message."""
+
+
 class RetryLater(GatewayError):
     """The message must come back after ``seconds`` (Planet busy or rate limiting us)."""
 
@@ -282,7 +286,10 @@ class SubmitService:
                 self._start_workflow(current, submitted=current.upstream_order_id is not None)
             return
 
-        upstream = self._reconcile(claimed) if record.phase == Phase.SUBMITTING else None
+        try:
+            upstream = self._reconcile(claimed) if record.phase == Phase.SUBMITTING else None
+        except _GaveUp:
+            return
         if upstream is None:
             upstream = self._post(claimed)
             if upstream is None:
@@ -312,20 +319,21 @@ class SubmitService:
             self._reject(record, [f"Planet refused the order: {exc}"])
             return None
         except UpstreamRateLimited as exc:
-            seconds = self._retry.wait_for(record.order_id, record.submit_attempts, exc.retry_after)
-            raise RetryLater(seconds, "Planet is rate limiting order creation") from exc
+            self._retry_or_give_up(record, exc, "Planet kept rate limiting order creation", exc.retry_after)
         except UpstreamUnavailable as exc:
-            if record.submit_attempts >= self._max_attempts:
-                self._reject(
-                    record,
-                    [
-                        f"Planet did not accept the order after {record.submit_attempts} "
-                        f"attempts; last error: {exc}"
-                    ],
-                )
-                return None
-            seconds = self._retry.wait_for(record.order_id, record.submit_attempts)
-            raise RetryLater(seconds, f"Planet unavailable: {exc}") from exc
+            self._retry_or_give_up(record, exc, "Planet did not accept the order")
+        return None
+
+    def _retry_or_give_up(
+        self, record: OrderRecord, exc: Exception, what: str, retry_after: float | None = None
+    ) -> None:
+        """A transient fault: try again later, with backoff, until the attempts are spent; then the order
+        ends ``failed`` with a hint naming the fault, instead of waiting at Planet's door for ever."""
+        if record.submit_attempts >= self._max_attempts:
+            self._reject(record, [f"{what} after {record.submit_attempts} attempts; last error: {exc}"])
+            return
+        seconds = self._retry.wait_for(record.order_id, record.submit_attempts, retry_after)
+        raise RetryLater(seconds, f"{what}: {exc}") from exc
 
     def _cancel_upstream(self, upstream_order_id: str) -> None:
         """The client cancelled while our POST was in flight: cancel it at Planet; polling sees the result."""
@@ -347,10 +355,16 @@ class SubmitService:
                 if candidate.name.endswith(marker):
                     logger.info("reconciled an earlier submission", extra={"upstream_order_id": candidate.id})
                     return candidate
-        except UpstreamRateLimited as exc:
-            raise RetryLater(int(exc.retry_after or 5), "Planet is rate limiting the reconciliation") from exc
-        except UpstreamUnavailable as exc:
-            raise RetryLater(self._retry.wait_for(record.order_id, record.submit_attempts), str(exc)) from exc
+        except (UpstreamRateLimited, UpstreamUnavailable) as exc:
+            retry_after = exc.retry_after if isinstance(exc, UpstreamRateLimited) else None
+            self._retry_or_give_up(
+                record,
+                exc,
+                f"Planet could not be asked whether it already holds this order (marker {marker}, "
+                "searched for before ever posting again)",
+                retry_after,
+            )
+            raise _GaveUp from exc
         return None
 
     def _reject(self, record: OrderRecord, hints: list[str]) -> None:
