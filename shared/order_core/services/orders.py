@@ -13,13 +13,13 @@ from order_core.errors import (
     UpstreamRateLimited,
     UpstreamUnavailable,
 )
+from order_core.models.lifecycle import BEFORE_PLANET
 from order_core.models.order import (
     AcceptedOrderMessage,
     OrderRecord,
     Phase,
     WorkflowInput,
     planet_time,
-    utcnow,
 )
 from order_core.models.planet import OrderRequest, OrderState
 from order_core.observability import bind_order, logger, metrics
@@ -112,14 +112,11 @@ class OrderService:
         bind_order(record.order_id, tenant)
         if record.state is not OrderState.queued or record.rejected or record.cancel_requested:
             raise NotCancellable
-        if record.phase in (Phase.ACCEPTED, Phase.SUBMITTING):
+        if record.phase in BEFORE_PLANET:
             # Never submitted (or a POST is in flight: the submitter cancels upstream right after it).
             # Never POSTed again once flagged (the submitter's claim requires the flag unset): the delivery
             # credentials go with the flag (an in-flight POST already holds its copy).
-            changes: dict[str, Any] = {"cancel_requested": True, "last_modified": utcnow()}
-            if (stripped := without_credentials(record.request)) is not None:
-                changes["request"] = stripped
-            updated = self._repo.update(order_id, changes, only_in_phases=(Phase.ACCEPTED, Phase.SUBMITTING))
+            updated = self._repo.request_cancel(order_id, without_credentials(record.request))
             if updated is not None:
                 if updated.phase == Phase.ACCEPTED and self._workflow is not None:
                     self._workflow.start(WorkflowInput(order_id=order_id, tenant=tenant, submitted=False))
@@ -135,14 +132,7 @@ class OrderService:
             raise PlanetBusy("Planet is rate limiting cancellations; retry", exc.retry_after) from None
         except UpstreamUnavailable:
             raise PlanetBusy("Planet did not answer the cancellation; retry") from None
-        updated = self._repo.update(
-            order_id,
-            {
-                "upstream_state": upstream.state.value,
-                "last_modified": utcnow(),
-                "last_message": "Cancel success",
-            },
-        )
+        updated = self._repo.record_upstream_cancel(order_id, upstream.state.value)
         logger.info("order cancelled at Planet")
         return _as_cancelled(updated or record)
 
