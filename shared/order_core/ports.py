@@ -4,7 +4,7 @@ Each write is one step of the lifecycle (``models/lifecycle.py``) and carries it
 updated record when the guard held, None when someone else moved the order on meanwhile (another
 delivery of the same message, a racing cancel, a second finalizer). The DynamoDB adapter
 (``adapters/orders_repo.py``) keeps every condition inside it; ``adapters/memory_store.py`` implements the
-same guards in memory for fast tests, and ``tests/*/test_order_store_contract.py`` holds both to them.
+same guards in memory for fast tests, and ``tests/order_store_contract.py`` holds both to them.
 """
 
 from __future__ import annotations

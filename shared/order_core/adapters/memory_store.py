@@ -1,8 +1,8 @@
 """The order store in memory: the same guards as the DynamoDB adapter (``orders_repo.py``), for tests.
 
 Every write holds one lock, as DynamoDB applies one conditional write at a time to an item, and checks its
-move against ``models/lifecycle.py``. ``tests/unit/test_order_store_contract.py`` and its twin under moto
-(``tests/integration``) run the same cases against both stores, so the two cannot drift apart.
+move against ``models/lifecycle.py``. ``tests/order_store_contract.py`` holds the cases both stores must pass
+(run in tests/unit in memory, in tests/integration against DynamoDB under moto), so they cannot drift apart.
 """
 
 from __future__ import annotations

@@ -168,12 +168,13 @@ class OrdersRepository:
         if condition:
             conditions.append(condition)
         try:
+            # DynamoDB refuses an empty ExpressionAttributeValues (a write that only removes attributes).
             response = self._table.update_item(
                 Key={"order_id": order_id},
                 UpdateExpression=expression,
                 ConditionExpression=" AND ".join(conditions),
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
+                **({"ExpressionAttributeValues": values} if values else {}),
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
