@@ -2,8 +2,8 @@
 
 ``tests/unit/test_order_store_contract_memory.py`` runs them against ``InMemoryOrderStore`` and
 ``tests/integration/test_order_store_contract_dynamodb.py`` against the DynamoDB adapter under moto: the
-fake the unit tests trust cannot drift from the adapter production runs. Each test module provides a ``store`` fixture.
-Orders are moved only through the port's methods, as the services move them.
+fake the unit tests trust cannot drift from the adapter production runs. Each test module provides a
+``store`` fixture. Orders are moved only through the port's methods, as the services move them.
 """
 
 from __future__ import annotations
