@@ -281,7 +281,8 @@ class SubmitService:
             elif not (current.cancel_requested or current.rejected):
                 # Another delivery of this message holds the claim: come back once it has finished (or its
                 # lease ran out because it died), never POST beside it.
-                raise RetryLater(int(self._lease.total_seconds()), "another attempt is submitting this order")
+                seconds = max(1, int(self._lease.total_seconds()))
+                raise RetryLater(seconds, "another attempt is submitting this order")
             return
 
         try:
@@ -292,22 +293,29 @@ class SubmitService:
                 upstream = self._post(claimed)
                 if upstream is None:
                     return
+            # Planet has the order: its delivery credentials are never needed again (in the same write).
+            submitted = self._repo.record_upstream_order(
+                order_id,
+                upstream_order_id=upstream.id,
+                upstream_state=upstream.state.value,
+                last_message=upstream.last_message or "Submitted to Planet",
+                request=without_credentials(claimed.request),
+            )
         except Exception:
-            self._repo.release_submission(order_id)  # the next attempt reconciles first
+            self._release(order_id)  # the next attempt reconciles first
             raise
-        # Planet has the order: its delivery credentials are never needed again (in the same write).
-        submitted = self._repo.record_upstream_order(
-            order_id,
-            upstream_order_id=upstream.id,
-            upstream_state=upstream.state.value,
-            last_message=upstream.last_message or "Submitted to Planet",
-            request=without_credentials(claimed.request),
-        )
         logger.info("order submitted upstream", extra={"upstream_order_id": upstream.id})
         metrics.add_metric(name="OrdersSubmitted", unit="Count", value=1)
         if submitted is not None and submitted.cancel_requested:
             self._cancel_upstream(upstream.id)
         self._start_workflow(submitted or claimed, submitted=True)
+
+    def _release(self, order_id: str) -> None:
+        """Let the next attempt claim at once. Best effort: if this fails too, the lease runs out."""
+        try:
+            self._repo.release_submission(order_id)
+        except Exception:
+            logger.exception("could not release the submission claim; the next attempt waits for its lease")
 
     def _post(self, record: OrderRecord) -> PlanetOrder | None:
         try:
