@@ -16,6 +16,7 @@ import pytest
 from harness import load_event
 from intake_fakes import FakeWorkflow, message
 from order_core.adapters.memory_store import InMemoryOrderStore
+from order_core.errors import NotCancellable, RetryLater
 from order_core.models.lifecycle import Phase
 from order_core.models.order import (
     ACCEPTED_MESSAGE_TYPE,
@@ -26,7 +27,7 @@ from order_core.models.order import (
 from order_core.models.planet import OrderRequest, OrderState, PlanetOrder
 from order_core.services.finalize import FinalizeService
 from order_core.services.orders import OrderService, new_record
-from order_core.services.submit import RetryLater, SubmitService, upstream_request
+from order_core.services.submit import SubmitService, upstream_request
 
 TENANT = "acme"
 
@@ -170,8 +171,6 @@ def test_cancel_after_planet_answered_goes_to_planet() -> None:
 
 
 def test_second_cancel_of_a_cancelled_order_is_not_cancellable() -> None:
-    from order_core.services.orders import NotCancellable
-
     rig = Rig()
     rig.api.cancel(rig.id, TENANT)
 

@@ -15,11 +15,12 @@ import pytest
 import responses
 from order_core.adapters.memory_store import InMemoryOrderStore
 from order_core.adapters.planet_client import PlanetClient
+from order_core.errors import UnusableUpstreamOrder
 from order_core.models.order import OrderRecord, Phase, utcnow
 from order_core.models.planet import OrderState
 from order_core.services.backoff import BackoffPolicy
 from order_core.services.finalize import terminal_outcome
-from order_core.services.poll import PollService, UnusableUpstreamOrder
+from order_core.services.poll import PollService
 
 BASE = "https://api.planet.test/compute/ops"
 ORDER = "0b1f62c2-9a55-4e4a-8a54-0c7d9a0e4a11"

@@ -6,13 +6,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from order_core.errors import NOT_CANCELLABLE as NOT_CANCELLABLE
+from order_core.errors import NotCancellable as NotCancellable
 from order_core.errors import (
-    GatewayError,
     OrderNotFound,
     UpstreamConflict,
     UpstreamRateLimited,
     UpstreamUnavailable,
 )
+from order_core.errors import PlanetBusy as PlanetBusy
 from order_core.models.lifecycle import BEFORE_PLANET
 from order_core.models.order import (
     AcceptedOrderMessage,
@@ -43,24 +45,6 @@ def new_record(request: OrderRequest, tenant: str, order_id: str | None = None) 
         source_type=body.get("source_type", "scenes"),
         request=body,
     )
-
-
-NOT_CANCELLABLE = "Order not in a cancellable state"
-
-
-class NotCancellable(GatewayError):
-    """Planet's 409: only queued orders can be cancelled."""
-
-    def __init__(self) -> None:
-        super().__init__(NOT_CANCELLABLE)
-
-
-class PlanetBusy(GatewayError):
-    """Planet rate limited or failed a call made on the client's behalf: the client should retry."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class OrderService:

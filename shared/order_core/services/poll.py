@@ -6,7 +6,8 @@ import math
 from datetime import timedelta
 
 from order_core.adapters.planet_client import PlanetClient
-from order_core.errors import OrderNotFound, UpstreamError, UpstreamRateLimited, UpstreamUnavailable
+from order_core.errors import OrderNotFound, UpstreamRateLimited, UpstreamUnavailable
+from order_core.errors import UnusableUpstreamOrder as UnusableUpstreamOrder
 from order_core.models.order import OrderRecord, PollResult, utcnow
 from order_core.models.planet import OrderState
 from order_core.observability import bind_order, logger
@@ -25,10 +26,6 @@ def history_safe_policy(first_wait: int, max_wait: int, deadline_seconds: int) -
     """
     cap = max(max_wait, math.ceil(2 * deadline_seconds / MAX_POLLS_PER_EXECUTION))
     return BackoffPolicy(first_wait_seconds=first_wait, max_wait_seconds=cap)
-
-
-class UnusableUpstreamOrder(UpstreamError):
-    """Planet keeps answering polls with an order the gateway cannot read: the order fails with this hint."""
 
 
 def _unusable(exc: UpstreamUnavailable) -> bool:

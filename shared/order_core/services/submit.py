@@ -17,8 +17,9 @@ from pydantic_core import from_json
 
 from order_core.adapters.messaging import OrderWorkflow
 from order_core.adapters.planet_client import PlanetClient
+from order_core.errors import MessageRefused as MessageRefused
+from order_core.errors import RetryLater as RetryLater
 from order_core.errors import (
-    GatewayError,
     UpstreamClientError,
     UpstreamRateLimited,
     UpstreamUnavailable,
@@ -56,27 +57,6 @@ _MAX_HINT_CHARS = 300
 #: timeout (template.yaml), so only a dead attempt's claim runs out.
 SUBMIT_LEASE = timedelta(minutes=2)
 KEY_REUSED = "idempotency key reused with a different body"
-
-
-class RetryLater(GatewayError):
-    """The message must come back after ``seconds`` (Planet busy or rate limiting us)."""
-
-    def __init__(self, seconds: int, reason: str) -> None:
-        super().__init__(reason)
-        self.seconds = seconds
-
-
-class MessageRefused(GatewayError):
-    """An intake message that cannot be attributed to an order of a valid tenant: it goes to the DLQ.
-
-    ``code`` is the metric's ``reason`` dimension (a few fixed values); the message is the human reason, put
-    on the dead-letter message and in the log. Neither ever holds the message's body.
-    """
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 class MessageAttribute(BaseModel):
