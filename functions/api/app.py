@@ -33,6 +33,7 @@ from order_core.errors import (
     PlanetBusy,
     Unauthorized,
 )
+from order_core.models.api import Message
 from order_core.models.planet import MAX_ORDER_BYTES, OrderRequest, invalid_json_body, planet_error_body
 from order_core.observability import logger, metrics, tracer
 from order_core.services.idempotency import MAX_KEY_LENGTH
@@ -172,7 +173,7 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
 
 
 def _message(status: int, message: str) -> Response:
-    return _json(status, {"message": message})
+    return _json(status, Message(message=message).model_dump())
 
 
 def _body_error(message: str, field: str | None = None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from order_core.errors import (
     UpstreamUnavailable,
 )
 from order_core.errors import PlanetBusy as PlanetBusy
+from order_core.models.api import Order, answer
 from order_core.models.lifecycle import BEFORE_PLANET
 from order_core.models.order import (
     AcceptedOrderMessage,
@@ -254,4 +255,4 @@ def order_view(
         pending = record.pending_results
         results += [{"name": f"{record.order_id}/{path}", "delivery": "pending"} for path in pending]
         view["_links"]["results"] = results
-    return redact(view)
+    return answer(Order, redact(view))
