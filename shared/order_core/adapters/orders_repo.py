@@ -48,7 +48,7 @@ _ACTIVE = frozenset(state.value for state in ACTIVE_STATES)
 _SUBMITTED_FROM = guard({Phase.SUBMITTING}, Phase.SUBMITTED)
 _REJECTED_FROM = guard(set(BEFORE_PLANET), Phase.ACCEPTED)
 _POLLED_IN = guard(set(AT_PLANET), Phase.DELIVERING)
-_CANCEL_IN = guard(set(BEFORE_PLANET), Phase.ACCEPTED)  # the flag, not the phase, changes
+_CANCEL_IN = tuple(sorted(BEFORE_PLANET))  # the flag changes, not the phase
 _FINALIZED_FROM = guard({p for p in Phase if p is not Phase.FINALIZED}, Phase.FINALIZED)
 
 
