@@ -98,13 +98,30 @@ def test_store_claim_submission_after_the_lease_ran_out_is_granted(store: OrderS
     assert store.claim_submission(record.order_id, lease=LEASE) is not None
 
 
-def test_store_claim_submission_of_cancelled_or_rejected_order_is_refused(store: OrderStore) -> None:
+def test_store_claim_submission_of_order_cancelled_before_any_post_or_rejected_is_refused(
+    store: OrderStore,
+) -> None:
     cancelled, rejected = accepted(store), accepted(store)
     assert store.request_cancel(cancelled.order_id) is not None
     assert store.reject(rejected.order_id, ["bad"]) is not None
 
     assert store.claim_submission(cancelled.order_id, lease=LEASE) is None
     assert store.claim_submission(rejected.order_id, lease=LEASE) is None
+
+
+def test_store_claim_submission_of_order_cancelled_during_a_post_waits_for_the_lease(
+    store: OrderStore,
+) -> None:
+    record = accepted(store)
+    assert store.claim_submission(record.order_id, lease=LEASE) is not None
+    assert store.request_cancel(record.order_id) is not None
+
+    held = store.claim_submission(record.order_id, lease=LEASE)
+    store.release_submission(record.order_id)
+    freed = store.claim_submission(record.order_id, lease=LEASE)
+
+    assert held is None
+    assert freed is not None and freed.cancel_requested and freed.submit_attempts == 2
 
 
 def test_store_record_upstream_order_moves_submitting_to_submitted_with_the_redacted_request(

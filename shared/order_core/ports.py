@@ -34,8 +34,9 @@ class OrderStore(Protocol):
 
     def claim_submission(self, order_id: str, *, lease: timedelta) -> OrderRecord | None:
         """Write-ahead before a POST: accepted/submitting → submitting, one more attempt counted, the first
-        attempt's time kept, other attempts held off for ``lease``. None if it was cancelled, rejected,
-        Planet already has it, or another attempt's lease is running."""
+        attempt's time kept, other attempts held off for ``lease``. None if it was rejected, cancelled
+        before any POST, Planet already has it, or another attempt's lease is running. An order cancelled
+        while submitting is granted (an earlier POST may have reached Planet: look, never POST again)."""
         ...
 
     def release_submission(self, order_id: str) -> None:

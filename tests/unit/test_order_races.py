@@ -16,7 +16,7 @@ import pytest
 from harness import load_event
 from intake_fakes import FakeWorkflow, message
 from order_core.adapters.memory_store import InMemoryOrderStore
-from order_core.errors import NotCancellable, RetryLater
+from order_core.errors import NotCancellable, RetryLater, UpstreamUnavailable
 from order_core.models.lifecycle import Phase
 from order_core.models.order import (
     ACCEPTED_MESSAGE_TYPE,
@@ -168,6 +168,44 @@ def test_cancel_after_planet_answered_goes_to_planet() -> None:
 
     assert shown.state is OrderState.cancelled and rig.planet.cancelled == [rig.planet.orders[0].id]
     assert rig.record().upstream_state == "cancelled" and rig.record().state is OrderState.queued
+
+
+def test_cancel_during_a_post_whose_answer_was_lost_cancels_the_order_planet_has() -> None:
+    rig = Rig()
+
+    def cancel_then_lose_the_answer() -> None:
+        rig.api.cancel(rig.id, TENANT)
+        raise UpstreamUnavailable("Planet answered 503", status=503, ambiguous=True)
+
+    rig.planet.during_post = cancel_then_lose_the_answer
+
+    with pytest.raises(RetryLater):
+        rig.submitter.process(rig.delivery())
+    rig.submitter.process(rig.delivery())  # the message comes back: reconcile, never POST again
+
+    assert len(rig.planet.orders) == 1 and rig.planet.cancelled == [rig.planet.orders[0].id]
+    assert rig.record().upstream_order_id == rig.planet.orders[0].id
+    assert [w.submitted for w in rig.workflow.started] == [True]
+
+
+def test_cancel_during_a_post_that_never_reached_planet_ends_cancelled_without_posting_again() -> None:
+    rig = Rig()
+
+    def cancel_then_fail() -> None:
+        rig.api.cancel(rig.id, TENANT)
+        rig.planet.orders.clear()  # the POST never arrived
+        raise UpstreamUnavailable("connection reset", ambiguous=True)
+
+    rig.planet.during_post = cancel_then_fail
+
+    with pytest.raises(RetryLater):
+        rig.submitter.process(rig.delivery())
+    rig.submitter.process(rig.delivery())
+    state = rig.finalizer.finalize(rig.id, upstream_state=None)
+
+    assert rig.planet.orders == [] and state is OrderState.cancelled
+    assert [w.submitted for w in rig.workflow.started] == [False]
+    assert [e.state for e in rig.events.published] == [OrderState.cancelled]
 
 
 def test_second_cancel_of_a_cancelled_order_is_not_cancellable() -> None:

@@ -102,8 +102,11 @@ class InMemoryOrderStore:
             now = utcnow()
 
             def claimable(r: OrderRecord) -> bool:
-                free = r.phase is Phase.ACCEPTED or r.submit_lease_until is None or r.submit_lease_until < now
-                return free and not r.cancel_requested and not r.rejected
+                if r.rejected:
+                    return False
+                if r.phase is Phase.ACCEPTED:
+                    return not r.cancel_requested
+                return r.submit_lease_until is None or r.submit_lease_until < now
 
             return self._write(
                 "claim_submission",

@@ -197,12 +197,13 @@ class OrdersRepository:
                     "#lease = :lease ADD #attempts :one"
                 ),
                 # Fixed-width ISO timestamps (``_iso``) compare as text in time order.
+                # An order cancelled while submitting is still claimed once its lease is free: an earlier
+                # POST may have reached Planet, and only a claim may look for it (the service never POSTs it).
                 ConditionExpression=(
                     "attribute_exists(order_id) "
-                    "AND (#phase = :accepted OR (#phase = :submitting "
-                    "AND (attribute_not_exists(#lease) OR #lease < :now))) "
-                    "AND (attribute_not_exists(#cancel) OR #cancel = :false) "
-                    "AND (attribute_not_exists(#rejected) OR #rejected = :false)"
+                    "AND (attribute_not_exists(#rejected) OR #rejected = :false) "
+                    "AND ((#phase = :accepted AND (attribute_not_exists(#cancel) OR #cancel = :false)) "
+                    "OR (#phase = :submitting AND (attribute_not_exists(#lease) OR #lease < :now)))"
                 ),
                 ExpressionAttributeNames={
                     "#phase": "phase",

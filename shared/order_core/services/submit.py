@@ -247,8 +247,8 @@ class SubmitService:
         if record.phase not in BEFORE_PLANET:
             self._start_workflow(record, submitted=record.upstream_order_id is not None)
             return
-        if record.rejected or record.cancel_requested:
-            self._start_workflow(record, submitted=False)
+        if record.rejected or (record.cancel_requested and record.phase is Phase.ACCEPTED):
+            self._start_workflow(record, submitted=False)  # never POSTed: it ends here
             return
 
         claimed = self._repo.claim_submission(order_id, lease=self._lease)
@@ -258,17 +258,21 @@ class SubmitService:
                 return
             if current.phase is not Phase.SUBMITTING:
                 self._start_workflow(current, submitted=current.upstream_order_id is not None)
-            elif not (current.cancel_requested or current.rejected):
-                # Another delivery of this message holds the claim: come back once it has finished (or its
-                # lease ran out because it died), never POST beside it.
-                seconds = max(1, int(self._lease.total_seconds()))
-                raise RetryLater(seconds, "another attempt is submitting this order")
-            return
+                return
+            # Another delivery of this message holds the claim: come back once it has finished (or its
+            # lease ran out because it died), never POST beside it.
+            seconds = max(1, int(self._lease.total_seconds()))
+            raise RetryLater(seconds, "another attempt is submitting this order")
 
         try:
             # A claim before this one may have reached Planet: look for its order before POSTing again.
             previous = record.phase is Phase.SUBMITTING or claimed.submit_attempts > 1
             upstream = self._reconcile(claimed) if previous else None
+            if upstream is None and claimed.cancel_requested:
+                # Cancelled while an earlier POST was unanswered, and Planet does not have it: it ends
+                # cancelled without ever being POSTed again.
+                self._start_workflow(claimed, submitted=False)
+                return
             if upstream is None:
                 upstream = self._post(claimed)
                 if upstream is None:
