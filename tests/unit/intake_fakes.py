@@ -1,7 +1,7 @@
 """In-memory stand-ins for what SubmitService talks to: the orders table, Planet, the workflow, the DLQ.
 
-Enough of each collaborator's contract for the intake and submission paths: conditional create, updates
-guarded by phase (and by ``cancel_requested`` when the claim asks for it), every write recorded.
+The orders table is the layer's ``InMemoryOrderStore`` (the same guards as the DynamoDB adapter, every write
+logged); the others implement just enough of their collaborator's contract for intake and submission.
 """
 
 from __future__ import annotations
@@ -9,48 +9,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from order_core.adapters.memory_store import InMemoryOrderStore
 from order_core.errors import UpstreamRateLimited, UpstreamUnavailable
 from order_core.models.order import OrderRecord, Phase, WorkflowInput
 from order_core.models.planet import OrderState, PlanetOrder
 from order_core.services.bundles import BundlesSpecSource
 from order_core.services.submit import IntakeMessage, MessageAttribute, SubmitService
-
-
-class FakeOrders:
-    def __init__(self) -> None:
-        self.records: dict[str, OrderRecord] = {}
-        self.writes: list[dict[str, Any]] = []
-
-    def create(self, record: OrderRecord) -> bool:
-        if record.order_id in self.records:
-            return False
-        self.records[record.order_id] = record
-        self.writes.append({"create": record.order_id, "request": record.request})
-        return True
-
-    def get(self, order_id: str) -> OrderRecord | None:
-        return self.records.get(order_id)
-
-    def delete(self, order_id: str) -> None:
-        self.records.pop(order_id, None)
-
-    def update(
-        self,
-        order_id: str,
-        changes: dict[str, Any],
-        *,
-        only_in_phases: Any = None,
-        condition: str | None = None,
-        **_: Any,
-    ) -> OrderRecord | None:
-        record = self.records.get(order_id)
-        if record is None or (only_in_phases is not None and record.phase not in tuple(only_in_phases)):
-            return None
-        if condition and "cancel_requested" in condition and record.cancel_requested:
-            return None
-        self.writes.append({"update": order_id, **changes})
-        self.records[order_id] = record.model_copy(update=changes)
-        return self.records[order_id]
 
 
 class FakePlanet:
@@ -112,7 +76,7 @@ class Rig:
         list_unavailable: int = 0,
         bundles: BundlesSpecSource | None = None,
     ) -> None:
-        self.orders = FakeOrders()
+        self.orders = InMemoryOrderStore()
         self.planet = FakePlanet(unavailable, rate_limited, list_unavailable)
         self.workflow = FakeWorkflow()
         self.dead_letters = FakeDeadLetters()

@@ -17,6 +17,7 @@ from landing_fakes import (
     content,
     digests,
 )
+from order_core.adapters.memory_store import InMemoryOrderStore
 from order_core.errors import (
     LinkExpired,
     ResultVerificationFailed,
@@ -59,18 +60,25 @@ def manifest_for(files: dict[str, bytes], **overrides: Any) -> bytes:
     return json.dumps({"name": "", "files": entries, **overrides}).encode()
 
 
-class FakeRepo:
+class FakeRepo(InMemoryOrderStore):
+    """The in-memory order store holding one order, shown as ``record``."""
+
     def __init__(self, record: OrderRecord) -> None:
-        self.record = record
-        self.updates: list[dict[str, Any]] = []
+        super().__init__([record])
+        self._order_id = record.order_id
 
-    def get(self, order_id: str) -> OrderRecord | None:
-        return self.record if order_id == self.record.order_id else None
+    @property
+    def record(self) -> OrderRecord:
+        return self.records[self._order_id]
 
-    def update(self, order_id: str, changes: dict[str, Any], **_conditions: Any) -> OrderRecord:
-        self.updates.append(changes)
-        self.record = self.record.model_copy(update=changes)
-        return self.record
+    @record.setter
+    def record(self, value: OrderRecord) -> None:
+        self.records[self._order_id] = value
+
+    @property
+    def updates(self) -> list[dict[str, Any]]:
+        """The changes of every write, in order."""
+        return self.writes
 
 
 class FakePlanetApi:

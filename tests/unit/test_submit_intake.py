@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 from harness import load_event
-from intake_fakes import FakeOrders, Rig, message, submitted_phase
+from intake_fakes import Rig, message, submitted_phase
+from order_core.adapters.memory_store import InMemoryOrderStore
 from order_core.models.order import ACCEPTED_MESSAGE_TYPE, OrderRecord, Phase
 from order_core.models.planet import OrderRequest
 from order_core.models.tenancy import validate_tenant
@@ -546,7 +547,7 @@ def test_submit_forgets_credentials_of_an_order_that_never_reaches_planet() -> N
 
 
 def test_cancel_before_submission_forgets_credentials_and_the_order_is_never_posted() -> None:
-    orders = FakeOrders()
+    orders = InMemoryOrderStore()
     record = new_record(OrderRequest.model_validate(s3_order()), "acme")
     orders.create(record)
     api = OrderService(orders, queue=None)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The lifecycle lives in models/lifecycle.py; ``Phase`` is re-exported for the callers that import it here.
+from order_core.models.lifecycle import Phase as Phase
 from order_core.models.planet import CLOUD_DESTINATIONS, OrderState
 
 
@@ -18,16 +19,6 @@ def utcnow() -> datetime:
 def planet_time(value: datetime) -> str:
     """RFC 3339 with milliseconds and ``Z``, as Planet writes timestamps."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-class Phase(StrEnum):
-    """Where the gateway is with an order, finer than Planet's ``state``."""
-
-    ACCEPTED = "accepted"  # recorded and queued; not yet sent to Planet
-    SUBMITTING = "submitting"  # write-ahead: a POST to Planet may be in flight
-    SUBMITTED = "submitted"  # Planet has it; the workflow follows it
-    DELIVERING = "delivering"  # Planet finished; results are being landed in S3
-    FINALIZED = "finalized"  # terminal state recorded and the completion event published
 
 
 class LandedFile(BaseModel):
@@ -69,6 +60,8 @@ class OrderRecord(BaseModel):
     upstream_state: str | None = None
     submit_started_at: datetime | None = None
     submit_attempts: int = 0
+    #: While a submit attempt holds the claim (``SubmitService``): no other delivery POSTs until then.
+    submit_lease_until: datetime | None = None
     submitted_at: datetime | None = None
     #: Consecutive polls whose 2xx answer could not be read; reset by a readable one (services/poll.py).
     unusable_polls: int = 0

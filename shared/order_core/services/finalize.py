@@ -7,11 +7,11 @@ import uuid
 from typing import Any
 
 from order_core.adapters.messaging import CompletionEvents
-from order_core.adapters.orders_repo import OrdersRepository
 from order_core.errors import OrderNotFound
 from order_core.models.order import CompletionEvent, LandedFile, OrderRecord, Phase, planet_time, utcnow
 from order_core.models.planet import OrderState
 from order_core.observability import bind_order, logger, metrics
+from order_core.ports import OrderStore
 
 MANIFEST = "manifest.json"
 _EVENT_NAMESPACE = uuid.UUID("0b7f8f0e-3c57-4d0b-8f5e-6a9a4d3e2c11")
@@ -69,7 +69,7 @@ def _describe_error(error: dict[str, Any]) -> str:
 
 
 class FinalizeService:
-    def __init__(self, repo: OrdersRepository, events: CompletionEvents, bucket: str) -> None:
+    def __init__(self, repo: OrderStore, events: CompletionEvents, bucket: str) -> None:
         self._repo = repo
         self._events = events
         self._bucket = bucket
@@ -86,38 +86,28 @@ class FinalizeService:
         if record is None:
             raise OrderNotFound(order_id)
         bind_order(record.order_id, record.tenant)
-        if record.phase == Phase.FINALIZED:
-            return record.state  # a retried Finalize: the event went out already
-
-        state, message, hints = terminal_outcome(record, upstream_state, deadline_passed, error)
+        if record.phase is Phase.FINALIZED:
+            if record.event_published_at is not None:
+                return record.state  # a retried Finalize: the event went out already
+            # Finalized by a racing finalizer whose publish then failed: publish what is recorded.
+            state, message, hints = record.state, record.last_message, list(record.error_hints)
+        else:
+            state, message, hints = terminal_outcome(record, upstream_state, deadline_passed, error)
         now = utcnow()
         if record.event_published_at is None:
             event = self._event(record, state, hints, now)
             # Claim the right to publish with a conditional write: a retry never publishes twice.
-            if (
-                self._repo.update(
-                    order_id,
-                    {"event_published_at": now},
-                    condition="attribute_not_exists(event_published_at)",
-                )
-                is not None
-            ):
+            if self._repo.claim_completion_event(order_id, now) is not None:
                 try:
                     self._events.publish(event)
                 except Exception:
-                    self._repo.update(order_id, {}, remove=("event_published_at",))
+                    self._repo.release_completion_event(order_id)
                     raise
-        self._repo.update(
-            order_id,
-            {
-                "state": state,
-                "phase": Phase.FINALIZED,
-                "last_message": message,
-                "error_hints": hints,
-                "pending_results": [],  # whatever had not landed will not: the order is over
-                "last_modified": now,
-            },
-        )
+        if record.phase is Phase.FINALIZED:
+            return state
+        if self._repo.finalize(order_id, state=state, last_message=message, hints=hints, at=now) is None:
+            current = self._repo.get(order_id)  # a racing finalizer recorded it first: its outcome stands
+            return current.state if current is not None else state
         logger.info("order finalized", extra={"state": state.value})
         metrics.add_metric(name=f"Orders{state.value.capitalize()}", unit="Count", value=1)
         return state

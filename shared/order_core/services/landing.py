@@ -22,7 +22,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from order_core.adapters.downloads import ResultDownloader
-from order_core.adapters.orders_repo import OrdersRepository
 from order_core.adapters.planet_client import PlanetClient
 from order_core.adapters.storage import ResultsStore, StoredObject
 from order_core.errors import (
@@ -33,9 +32,10 @@ from order_core.errors import (
     UpstreamRateLimited,
     UpstreamUnavailable,
 )
-from order_core.models.order import LandedFile, LandingProgress, OrderRecord, Phase, utcnow
+from order_core.models.order import LandedFile, LandingProgress, OrderRecord, utcnow
 from order_core.models.planet import Manifest, ManifestFile, OrderState, ResultLink
 from order_core.observability import bind_order, logger, metrics
+from order_core.ports import OrderStore
 from order_core.services.archives import (
     INNER_MANIFEST,
     MAX_ITEM_METADATA_BYTES,
@@ -229,7 +229,7 @@ def _combined_error(failures: list[tuple[str, BaseException]]) -> BaseException:
 class LandingService:
     def __init__(
         self,
-        repo: OrdersRepository,
+        repo: OrderStore,
         planet: PlanetClient,
         downloader: ResultDownloader,
         store: ResultsStore,
@@ -586,18 +586,19 @@ class LandingService:
             sha256=manifest_sha256,
             media_type="application/json",
         )
-        changes: dict[str, object] = {
-            "results": [manifest_file, *in_order],
-            "pending_results": [],
-            "landed_bytes": data_bytes(in_order),
-            "delivery_key": delivery_key,
-            "last_modified": utcnow(),
-        }
+        hints = None
         if not_delivered:
             hint = _not_delivered_hint(not_delivered)
             if hint not in record.error_hints:
-                changes["error_hints"] = [*record.error_hints, hint]
-        self._repo.update(record.order_id, changes)
+                hints = [*record.error_hints, hint]
+        self._repo.record_results(
+            record.order_id,
+            [manifest_file, *in_order],
+            pending=[],
+            landed_bytes=data_bytes(in_order),
+            delivery_key=delivery_key,
+            error_hints=hints,
+        )
         logger.info("results landed", extra={"files": len(in_order)})
         metrics.add_metric(name="LandedFiles", unit="Count", value=len(in_order))
 
@@ -683,16 +684,12 @@ class LandingService:
     def _save(self, record: OrderRecord, landed: dict[str, LandedFile], files: list[FileToLand]) -> None:
         """Record what landed so far and what is still coming: one write per call, and the landing loop
         calls at most every ``SAVE_INTERVAL_SECONDS`` (not per file: a 500-item order would pay 2,000)."""
-        self._repo.update(
+        self._repo.record_results(
             record.order_id,
-            {
-                "results": list(landed.values()),
-                "pending_results": [file.path for file in files if file.path not in landed],
-                "landed_bytes": data_bytes(landed.values()),
-                "last_modified": utcnow(),
-                "last_message": f"Landed {len(landed)} files",
-            },
-            only_in_phases=(Phase.DELIVERING,),
+            list(landed.values()),
+            pending=[file.path for file in files if file.path not in landed],
+            landed_bytes=data_bytes(landed.values()),
+            last_message=f"Landed {len(landed)} files",
         )
 
     def _record_what_landed(self, record: OrderRecord) -> None:
@@ -718,16 +715,8 @@ class LandingService:
                         item = _landed_from_object(base, key, self._store.head(key))
                 if item is not None:
                     results.append(item)
-            self._repo.update(
-                record.order_id,
-                {
-                    "results": results,
-                    "pending_results": [],  # they will not land: the order is ending
-                    "landed_bytes": data_bytes(results),
-                    "last_modified": utcnow(),
-                },
-                only_in_phases=(Phase.DELIVERING,),
-            )
+            # Nothing pending: what has not landed will not, the order is ending.
+            self._repo.record_results(record.order_id, results, pending=[], landed_bytes=data_bytes(results))
         except Exception as exc:
             logger.warning("landed files not recorded after a failure", extra={"error": str(exc)})
 
