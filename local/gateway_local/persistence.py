@@ -189,8 +189,8 @@ class StateStore:
             )
         return snapshot
 
-    def write(self, snapshot: Snapshot, new_blobs: dict[str, bytes]) -> int:
-        """Blobs first, then the snapshot naming them (atomically), then unreferenced blobs go."""
+    def write(self, data: bytes, snapshot: Snapshot, new_blobs: dict[str, bytes]) -> None:
+        """Blobs first, then the snapshot naming them (``data``, atomically), then unreferenced blobs go."""
         self.blobs.mkdir(parents=True, exist_ok=True)
         for name, data in new_blobs.items():
             target = self.blobs / name
@@ -198,7 +198,6 @@ class StateStore:
                 partial = target.with_suffix(".tmp")
                 partial.write_bytes(data)
                 partial.replace(target)
-        data = pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)
         partial = self.snapshot_path.with_suffix(".tmp")
         partial.write_bytes(data)
         partial.replace(self.snapshot_path)
@@ -206,7 +205,6 @@ class StateStore:
         for blob in self.blobs.iterdir():
             if blob.name not in referenced:
                 blob.unlink(missing_ok=True)
-        return len(data)
 
     def clear(self) -> None:
         self.snapshot_path.unlink(missing_ok=True)
@@ -318,6 +316,7 @@ class Snapshotter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._last_started = 0.0
         self.last_cost: dict[str, float] = {}
 
     def start(self) -> None:
@@ -341,24 +340,39 @@ class Snapshotter:
             except Exception:
                 log.exception("could not save the local stack's state; retrying")
 
+    def flush(self) -> None:
+        """Return once a snapshot has started after this call: what the caller wrote before is on disk.
+
+        Concurrent callers share snapshots: one that began after a caller's call covers it too.
+        """
+        called = time.monotonic()
+        with self._lock:
+            if self._last_started > called:
+                return
+            self._snapshot_locked()
+
     def snapshot_now(self) -> Snapshot:
-        with self._lock:  # the thread and stop() never write at once
-            started = time.perf_counter()
-            with self._gate.exclusive():
-                self._gate.dirty = False
-                snapshot, blobs = self._store.capture(self._planet_state)
-                # Copied while requests wait: nothing below refers to moto's live objects any more.
-                frozen = pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)
-            paused = time.perf_counter() - started
-            size = self._store.write(pickle.loads(frozen), blobs)  # noqa: S301 - just made
-            self.last_cost = {
-                "paused_seconds": paused,
-                "total_seconds": time.perf_counter() - started,
-                "bytes": float(size),
-                "new_blob_bytes": float(sum(len(b) for b in blobs.values())),
-            }
-            log.debug("state saved: %s %s", snapshot.counts(), self.last_cost)
-            return snapshot
+        with self._lock:  # the thread, flush() and stop() never write at once
+            return self._snapshot_locked()
+
+    def _snapshot_locked(self) -> Snapshot:
+        self._last_started = time.monotonic()
+        started = time.perf_counter()
+        with self._gate.exclusive():
+            self._gate.dirty = False
+            snapshot, blobs = self._store.capture(self._planet_state)
+            # Serialized while requests wait: nothing written below refers to moto's live objects.
+            data = pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)
+        paused = time.perf_counter() - started
+        self._store.write(data, snapshot, blobs)
+        self.last_cost = {
+            "paused_seconds": paused,
+            "total_seconds": time.perf_counter() - started,
+            "bytes": float(len(data)),
+            "new_blob_bytes": float(sum(len(b) for b in blobs.values())),
+        }
+        log.debug("state saved: %s %s", snapshot.counts(), self.last_cost)
+        return snapshot
 
 
 def state_location(state_dir: Path) -> str:

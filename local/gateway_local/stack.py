@@ -220,7 +220,7 @@ class LocalStack:
             poller.start()
             self._pollers.append(poller)
         docs = ApiDocs(self.project_root / "docs" / "openapi.json")
-        self._api = ApiFront(self.resources.api_routes, self.lambdas.invoke, HOST, self._ports["api"], docs)
+        self._api = ApiFront(self.resources.api_routes, self._invoke_api, HOST, self._ports["api"], docs)
         self._api.start()
         self._ports["api"] = self._api.port
         self.outputs = self._build_outputs(planet_url, completion_queue_url, provisioner.resolve_outputs())
@@ -238,6 +238,20 @@ class LocalStack:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
+
+    def _invoke_api(self, function_name: str, event: Any) -> Any:
+        """The API's functions; a request that may have changed something (a create, a cancel) is answered
+        only once a snapshot holds its effect, so an order answered 202 survives a kill -9."""
+        result = self.lambdas.invoke(function_name, event)
+        snapshotter = self._snapshotter
+        if (
+            snapshotter is not None
+            and isinstance(event, dict)
+            and event.get("type") != "REQUEST"  # an authorizer's event: it changes nothing
+            and event.get("httpMethod") not in (None, "GET", "HEAD", "OPTIONS")
+        ):
+            snapshotter.flush()
+        return result
 
     def _restore_state(self) -> StateStore:
         """Put the state saved in state_dir back (tables, queues, objects, secrets, the fake's orders)."""

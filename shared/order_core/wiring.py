@@ -207,6 +207,7 @@ def reset() -> None:
     """Forget every built collaborator and the settings (tests change the environment between cases)."""
     for factory in (
         orders_repo,
+        api_key_service,
         planet_client,
         order_service,
         bundles_spec,
