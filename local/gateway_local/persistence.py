@@ -4,14 +4,14 @@ What is kept (``<state dir>/state.pickle`` plus ``<state dir>/blobs/``):
 
 - every DynamoDB item (orders, API keys, idempotency records), every SQS message (intake, dead letters,
   the local completion-events queue), every S3 object (landed files, ``delivery.json``, landing
-  checkpoints) with its ETag, metadata and last-modified time, the generated secrets (the download-link
-  signing key, so links handed out before a restart still work);
+  checkpoints) with its ETag, metadata and last-modified time, every multipart upload in progress with its
+  parts (a landing resumes mid-file), the generated secrets (the download-link signing key, so links
+  handed out before a restart still work);
 - the fake Planet's orders, with their wall-clock timelines (an order due to finish while the stack was
   down is finished when it comes back).
 
-What is not: Step Functions executions and in-progress multipart uploads. A restart loses the executions,
-which is exactly what the reconciler repairs (``order_core.services.reconcile``); landing resumes a file
-whose upload is gone from its start.
+What is not: Step Functions executions (and Lambda invocations in flight). A restart loses them, which is
+exactly what the reconciler repairs (``order_core.services.reconcile``).
 
 Consistency: the gateway's records and the fake Planet are captured at one instant. A ``PauseGate`` sits in
 front of moto and the fake: every request that can change state passes it as a reader, a snapshot takes it
@@ -136,6 +136,8 @@ class Snapshot:
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # name → items (typed JSON)
     queues: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # name → messages
     objects: dict[str, dict[str, str]] = field(default_factory=dict)  # bucket → key → blob name
+    # bucket → upload id → (the upload without its parts, part number → blob name)
+    uploads: dict[str, dict[str, tuple[bytes, dict[int, str]]]] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)  # name → SecretString
     planet: bytes | None = None  # the fake Planet's orders (FakePlanetStore.export_state)
     version: int = FORMAT_VERSION
@@ -145,6 +147,7 @@ class Snapshot:
             "items": sum(len(items) for items in self.tables.values()),
             "messages": sum(len(messages) for messages in self.queues.values()),
             "objects": sum(len(keys) for keys in self.objects.values()),
+            "uploads in progress": sum(len(uploads) for uploads in self.uploads.values()),
         }
 
 
@@ -160,6 +163,11 @@ def _backends(account_id: str, region: str) -> tuple[Any, Any, Any, Any]:
         s3_backends[account_id]["aws"],
         secretsmanager_backends[account_id][region],
     )
+
+
+def _identity(bucket: str, name: str, key: Any) -> tuple[str, str, str, str]:
+    """What makes a stored object (or part) the same object: a changed one is written again."""
+    return (bucket, name, key.etag, key.last_modified.isoformat())
 
 
 class StateStore:
@@ -192,16 +200,22 @@ class StateStore:
     def write(self, data: bytes, snapshot: Snapshot, new_blobs: dict[str, bytes]) -> None:
         """Blobs first, then the snapshot naming them (``data``, atomically), then unreferenced blobs go."""
         self.blobs.mkdir(parents=True, exist_ok=True)
-        for name, data in new_blobs.items():
+        for name, blob in new_blobs.items():
             target = self.blobs / name
             if not target.exists():
                 partial = target.with_suffix(".tmp")
-                partial.write_bytes(data)
+                partial.write_bytes(blob)
                 partial.replace(target)
         partial = self.snapshot_path.with_suffix(".tmp")
         partial.write_bytes(data)
         partial.replace(self.snapshot_path)
         referenced = {name for keys in snapshot.objects.values() for name in keys.values()}
+        referenced |= {
+            name
+            for uploads in snapshot.uploads.values()
+            for _, parts in uploads.values()
+            for name in parts.values()
+        }
         for blob in self.blobs.iterdir():
             if blob.name not in referenced:
                 blob.unlink(missing_ok=True)
@@ -234,7 +248,7 @@ class StateStore:
         for bucket_name, bucket in list(s3.buckets.items()):
             keys: dict[str, str] = {}
             for key_name, key in list(bucket.keys.items()):
-                identity = (bucket_name, key_name, key.etag, key.last_modified.isoformat())
+                identity = _identity(bucket_name, key_name, key)
                 blob = self._known.get(identity)
                 if blob is None:
                     data = pickle.dumps(key, protocol=pickle.HIGHEST_PROTOCOL)  # FakeKey pickles its bytes
@@ -243,6 +257,20 @@ class StateStore:
                 known[identity] = blob
                 keys[key_name] = blob
             snapshot.objects[bucket_name] = keys
+            uploads: dict[str, tuple[bytes, dict[int, str]]] = {}
+            for upload_id, upload in list(bucket.multiparts.items()):
+                parts: dict[int, str] = {}
+                for number, part in list(upload.parts.items()):
+                    identity = _identity(bucket_name, f"{upload_id}#{number}", part)
+                    blob = self._known.get(identity)
+                    if blob is None:
+                        blob = hashlib.sha256(repr(identity).encode()).hexdigest()
+                        new_blobs[blob] = pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
+                    known[identity] = blob
+                    parts[int(number)] = blob
+                without_parts = {k: v for k, v in vars(upload).items() if k != "parts"}
+                uploads[upload_id] = (pickle.dumps(without_parts), parts)
+            snapshot.uploads[bucket_name] = uploads
         self._known = known
         for secret in list(secrets.secrets.values()):
             if secret.secret_string is not None:
@@ -288,7 +316,23 @@ class StateStore:
                 data = (self.blobs / blob).read_bytes()
                 key = pickle.loads(data)  # noqa: S301 - our own blob
                 bucket.keys[key_name] = key
-                self._known[(bucket_name, key_name, key.etag, key.last_modified.isoformat())] = blob
+                self._known[_identity(bucket_name, key_name, key)] = blob
+        for bucket_name, uploads in snapshot.uploads.items():
+            bucket = s3.buckets.get(bucket_name)
+            if bucket is None:
+                continue
+            for upload_id, (state, parts) in uploads.items():
+                from moto.s3.models import FakeMultipart
+
+                upload = FakeMultipart.__new__(FakeMultipart)
+                vars(upload).update(pickle.loads(state))  # noqa: S301 - our own state
+                upload.parts = {}
+                for number, blob in parts.items():
+                    part = pickle.loads((self.blobs / blob).read_bytes())  # noqa: S301 - our own blob
+                    upload.parts[number] = part
+                    identity = _identity(bucket_name, f"{upload_id}#{number}", part)
+                    self._known[identity] = blob
+                bucket.multiparts[upload_id] = upload
         secretsmanager = client("secretsmanager")
         for name, value in snapshot.secrets.items():
             if name in keep_secrets:
