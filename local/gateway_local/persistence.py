@@ -216,9 +216,9 @@ class StateStore:
             for _, parts in uploads.values()
             for name in parts.values()
         }
-        for blob in self.blobs.iterdir():
-            if blob.name not in referenced:
-                blob.unlink(missing_ok=True)
+        for path in self.blobs.iterdir():
+            if path.name not in referenced:
+                path.unlink(missing_ok=True)
 
     def clear(self) -> None:
         self.snapshot_path.unlink(missing_ok=True)
@@ -324,7 +324,7 @@ class StateStore:
             for upload_id, (state, parts) in uploads.items():
                 from moto.s3.models import FakeMultipart
 
-                upload = FakeMultipart.__new__(FakeMultipart)
+                upload: Any = FakeMultipart.__new__(FakeMultipart)
                 vars(upload).update(pickle.loads(state))  # noqa: S301 - our own state
                 upload.parts = {}
                 for number, blob in parts.items():
