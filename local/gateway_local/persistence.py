@@ -282,6 +282,9 @@ class StateStore:
     def restore(self, snapshot: Snapshot, client: Callable[[str], Any], keep_secrets: set[str]) -> None:
         """Put a snapshot's state into freshly provisioned resources (tables, queues, buckets, secrets).
 
+        ``keep_secrets``: ARNs of secrets whose value this start decides (the Planet key, from the
+        environment), not the snapshot.
+
         Tables, queues and buckets that no longer exist are skipped with a warning (the template changed).
         """
         dynamodb, sqs_backend, s3, _ = _backends(self._account_id, self._region)
@@ -335,9 +338,9 @@ class StateStore:
                 bucket.multiparts[upload_id] = upload
         secretsmanager = client("secretsmanager")
         for name, value in snapshot.secrets.items():
-            if name in keep_secrets:
-                continue
             try:
+                if secretsmanager.describe_secret(SecretId=name)["ARN"] in keep_secrets:
+                    continue
                 secretsmanager.put_secret_value(SecretId=name, SecretString=value)
             except secretsmanager.exceptions.ResourceNotFoundException:
                 log.warning("state: secret %s no longer exists", name)

@@ -262,9 +262,9 @@ class LocalStack:
         if snapshot is None:
             self.restored = None
             return store
-        planet_key_secret = self.resources.attributes[PLANET_KEY_SECRET]["Ref"].split(":")[-1]
-        # moto's secret ARN ends in the name plus "-" and six random characters.
-        store.restore(snapshot, self.client, keep_secrets={planet_key_secret.rsplit("-", 1)[0]})
+        # The Planet key comes from this start's environment, never from an old snapshot.
+        planet_key_arn = self.resources.attributes[PLANET_KEY_SECRET]["Ref"]
+        store.restore(snapshot, self.client, keep_secrets={planet_key_arn})
         self.restored = snapshot.counts()
         if snapshot.planet is not None and self.planet is not None and not self._planet_api_url:
             self.restored["planet orders"] = self.planet.store.import_state(snapshot.planet)
