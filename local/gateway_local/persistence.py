@@ -181,6 +181,8 @@ class StateStore:
         self._region = region
         # (bucket, key, etag, last modified) → blob name, for objects already written
         self._known: dict[tuple[str, str, str, str], str] = {}
+        #: ARNs of secrets neither saved nor restored (their value comes from the environment)
+        self.private_secrets: set[str] = set()
 
     # --- reading and writing the folder ----------------------------------------------------------------
 
@@ -273,17 +275,15 @@ class StateStore:
             snapshot.uploads[bucket_name] = uploads
         self._known = known
         for secret in list(secrets.secrets.values()):
-            if secret.secret_string is not None:
+            # A secret whose value each start decides (the Planet key) is never written to disk.
+            if secret.secret_string is not None and secret.arn not in self.private_secrets:
                 snapshot.secrets[secret.name] = secret.secret_string
         if planet_state is not None:
             snapshot.planet = planet_state()
         return snapshot, new_blobs
 
-    def restore(self, snapshot: Snapshot, client: Callable[[str], Any], keep_secrets: set[str]) -> None:
+    def restore(self, snapshot: Snapshot, client: Callable[[str], Any]) -> None:
         """Put a snapshot's state into freshly provisioned resources (tables, queues, buckets, secrets).
-
-        ``keep_secrets``: ARNs of secrets whose value this start decides (the Planet key, from the
-        environment), not the snapshot.
 
         Tables, queues and buckets that no longer exist are skipped with a warning (the template changed).
         """
@@ -339,7 +339,7 @@ class StateStore:
         secretsmanager = client("secretsmanager")
         for name, value in snapshot.secrets.items():
             try:
-                if secretsmanager.describe_secret(SecretId=name)["ARN"] in keep_secrets:
+                if secretsmanager.describe_secret(SecretId=name)["ARN"] in self.private_secrets:
                     continue
                 secretsmanager.put_secret_value(SecretId=name, SecretString=value)
             except secretsmanager.exceptions.ResourceNotFoundException:

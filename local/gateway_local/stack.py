@@ -258,13 +258,13 @@ class LocalStack:
         from moto.core import DEFAULT_ACCOUNT_ID
 
         store = StateStore(self.state_dir, DEFAULT_ACCOUNT_ID, REGION)
+        # The Planet key comes from this start's environment: never saved, never restored.
+        store.private_secrets = {self.resources.attributes[PLANET_KEY_SECRET]["Ref"]}
         snapshot = store.load()
         if snapshot is None:
             self.restored = None
             return store
-        # The Planet key comes from this start's environment, never from an old snapshot.
-        planet_key_arn = self.resources.attributes[PLANET_KEY_SECRET]["Ref"]
-        store.restore(snapshot, self.client, keep_secrets={planet_key_arn})
+        store.restore(snapshot, self.client)
         self.restored = snapshot.counts()
         if snapshot.planet is not None and self.planet is not None and not self._planet_api_url:
             self.restored["planet orders"] = self.planet.store.import_state(snapshot.planet)

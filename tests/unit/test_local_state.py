@@ -50,7 +50,7 @@ def test_state_snapshot_restored_into_fresh_resources_is_the_same_state(tmp_path
         boto3.client("secretsmanager").put_secret_value(SecretId="signing-key", SecretString="new random")
         snapshot = store.load()
         assert snapshot is not None
-        store.restore(snapshot, boto3.client, keep_secrets=set())
+        store.restore(snapshot, boto3.client)
         dynamodb, sqs, s3 = boto3.client("dynamodb"), boto3.client("sqs"), boto3.client("s3")
 
         assert dynamodb.get_item(TableName="orders", Key={"order_id": {"S": "o-1"}})["Item"] == item
@@ -168,3 +168,14 @@ def test_fake_planet_orders_survive_export_and_import() -> None:
     # Wall-clock timelines: an order due to finish while the server was down is finished when it is back.
     assert restored.snapshot(datetime(2026, 1, 2, tzinfo=UTC)).state == "success"
     assert restored.snapshot(created).state == "running"
+
+
+def test_state_snapshot_never_holds_the_planet_key(tmp_path: Path) -> None:
+    store = StateStore(tmp_path, DEFAULT_ACCOUNT_ID, REGION)
+    with mock_aws():
+        make_resources()
+        secrets = boto3.client("secretsmanager")
+        planet_key = secrets.create_secret(Name="planet-key", SecretString="PLAK-real")["ARN"]
+        store.private_secrets = {planet_key}
+        snapshot, _ = store.capture(None)
+    assert snapshot.secrets == {"signing-key": "generated"}
