@@ -9,7 +9,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
 
-.PHONY: help venv up demo test unit integration statemachine e2e fake-tests lint format typecheck validate clean
+.PHONY: help venv up clean-state demo test unit integration statemachine e2e fake-tests lint format typecheck validate clean
 .PHONY: openapi fuzz chaos bench-cold-start bench-landing bench-landing-memory
 
 help:
@@ -26,6 +26,9 @@ venv: $(VENV)/.installed ## create .venv and install the project with its dev to
 
 up: venv ## run the whole service locally in the foreground (API :8000, AWS :5000, fake Planet :8001)
 	$(PY) -m gateway_local up
+
+clean-state: ## forget what `make up` keeps between runs (orders, keys, landed files, the fake's orders)
+	$(PY) -m gateway_local reset
 
 demo: venv ## start the local stack, run the seed document's orders end to end, print what landed
 	$(PY) -m gateway_local demo

@@ -408,3 +408,22 @@ class OrdersRepository:
             if "LastEvaluatedKey" not in page:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def active_order_ids(self, page_size: int = 500) -> Iterable[list[str]]:
+        """The ids of every queued or running order, a page at a time (the sparse ``active`` index)."""
+        for state in _ACTIVE:
+            kwargs: dict[str, Any] = {
+                "IndexName": "active",
+                "KeyConditionExpression": "#s = :s",
+                "ExpressionAttributeNames": {"#s": ACTIVE_STATE},
+                "ExpressionAttributeValues": {":s": state},
+                "Limit": page_size,
+            }
+            while True:
+                page = self._table.query(**kwargs)
+                ids = [str(item["order_id"]) for item in page.get("Items", [])]
+                if ids:
+                    yield ids
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
