@@ -214,6 +214,17 @@ def test_order_lands_every_file_verified_with_manifest_and_delivery_json_next_to
     assert rig.repo.record.landed_bytes == sum(len(d) for d in files.values())
 
 
+def test_landing_called_again_after_it_finished_downloads_and_writes_nothing() -> None:
+    rig = Rig(some_files(2))
+    rig.land()
+    calls, requests = len(rig.store.calls), len(rig.planet_files.requests)
+
+    progress = rig.land()  # a duplicate workflow, or a Lambda retried after it finished
+
+    assert (progress.complete, progress.landed_files) == (True, 3)
+    assert rig.store.calls[calls:] == [] and len(rig.planet_files.requests) == requests
+
+
 def test_partial_order_lands_only_the_delivered_items() -> None:
     files = some_files(4)
     failed = ("PSScene/item_1_3B_AnalyticMS.tif", "PSScene/item_3_3B_AnalyticMS.tif")

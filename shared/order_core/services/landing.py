@@ -32,7 +32,7 @@ from order_core.errors import (
     UpstreamRateLimited,
     UpstreamUnavailable,
 )
-from order_core.models.order import LandedFile, LandingProgress, OrderRecord, utcnow
+from order_core.models.order import LandedFile, LandingProgress, OrderRecord, Phase, utcnow
 from order_core.models.planet import Manifest, ManifestFile, OrderState, ResultLink
 from order_core.observability import bind_order, logger, metrics
 from order_core.ports import OrderStore
@@ -262,6 +262,10 @@ class LandingService:
         bind_order(record.order_id, record.tenant)
         if record.native_delivery or record.upstream_state not in (OrderState.success, OrderState.partial):
             return LandingProgress(complete=True, landed_files=0)
+        if record.delivery_key is not None or record.phase is Phase.FINALIZED:
+            # Landed (delivery.json written) or already ended: a redelivered or retried call must not
+            # download, write or rewrite anything (manifest.json, delivery.json, the STAC catalog).
+            return LandingProgress(complete=True, landed_files=len(record.results))
         try:
             return self._land(record, record.upstream_order_id, seconds_left)
         except Exception:
