@@ -26,6 +26,10 @@ class OrderStore(Protocol):
 
     def get(self, order_id: str) -> OrderRecord | None: ...
 
+    def active_order_ids(self, page_size: int = 500) -> Iterable[list[str]]:
+        """The ids of every queued or running order, a page at a time (for the reconciler)."""
+        ...
+
     def delete(self, order_id: str) -> None:
         """Take back an order whose intake message could not be sent (it was never seen by anyone)."""
         ...

@@ -7,7 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from intake_fakes import FakeOrders, Rig
+from intake_fakes import Rig
+from order_core.adapters.memory_store import InMemoryOrderStore
 from order_core.adapters.messaging import order_id_of_execution
 from order_core.models.order import AcceptedOrderMessage, OrderRecord, Phase, WorkflowInput, utcnow
 from order_core.models.planet import OrderState, PlanetOrder
@@ -17,17 +18,6 @@ from order_core.services.submit import IntakeMessage, MessageAttribute, upstream
 LONG_AGO = utcnow() - timedelta(hours=2)
 # Accepted-order messages carry canonical order ids.
 SUBMITTING_ID = "3b1f0c8e-5a57-4d0b-8f5e-6a9a4d3e2c11"
-
-
-class ActiveOrders(FakeOrders):
-    def active_order_ids(self, page_size: int = 500) -> Any:
-        active = [
-            r.order_id
-            for r in self.records.values()
-            if r.state in (OrderState.queued, OrderState.running) and r.phase != Phase.FINALIZED
-        ]
-        for start in range(0, len(active), page_size):
-            yield active[start : start + page_size]
 
 
 class FakeExecutions:
@@ -62,7 +52,7 @@ class FakeIntake:
 
 class Rec:
     def __init__(self, min_age: timedelta = timedelta(minutes=30)) -> None:
-        self.orders = ActiveOrders()
+        self.orders = InMemoryOrderStore()
         self.executions = FakeExecutions()
         self.intake = FakeIntake()
         self.service = ReconcileService(self.orders, self.executions, self.intake, min_age=min_age)  # type: ignore[arg-type]

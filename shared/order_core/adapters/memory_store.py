@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from order_core.models.lifecycle import (
+    ACTIVE_STATES,
     AT_PLANET,
     BEFORE_PLANET,
     Phase,
@@ -66,6 +67,12 @@ class InMemoryOrderStore:
                 for r in self.records.values()
                 if r.state.value == state and (tenant is None or r.tenant == tenant)
             )
+
+    def active_order_ids(self, page_size: int = 500) -> Iterator[list[str]]:
+        with self._lock:
+            active = [r.order_id for r in self.records.values() if r.state in ACTIVE_STATES]
+        for start in range(0, len(active), page_size):
+            yield active[start : start + page_size]
 
     # --- the lifecycle's writes ----------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from order_core.observability import bind_order, logger
 
 if TYPE_CHECKING:
     from order_core.adapters.messaging import IntakeQueue, WorkflowExecutions
-    from order_core.adapters.orders_repo import OrdersRepository
+    from order_core.ports import OrderStore
 
 
 def repair_phase(record: OrderRecord) -> str:
@@ -67,7 +67,7 @@ class ReconcileReport:
 class ReconcileService:
     def __init__(
         self,
-        repo: OrdersRepository,
+        repo: OrderStore,
         executions: WorkflowExecutions,
         intake: IntakeQueue,
         *,
