@@ -10,7 +10,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 
 
 .PHONY: help venv up demo test unit integration statemachine e2e fake-tests lint format typecheck validate clean
-.PHONY: openapi fuzz bench-cold-start bench-landing bench-landing-memory
+.PHONY: openapi event-schema fuzz bench-cold-start bench-landing bench-landing-memory
 
 help:
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -46,6 +46,8 @@ e2e: venv
 
 openapi: venv ## regenerate docs/openapi.json from ApiFunction's routes (a unit test fails while it is stale)
 	$(PY) -m gateway_local.openapi
+event-schema: venv ## regenerate docs/events/ (completion event JSON Schema, AsyncAPI, examples) from its model
+	$(PY) -m gateway_local.event_schema
 fuzz: venv ## schemathesis from docs/openapi.json against a local stack (part of make test; FUZZ_EXAMPLES=500 digs deeper)
 	$(PY) -m pytest tests/e2e/test_fuzz_api.py
 bench-cold-start: venv ## ApiFunction import + first GET in fresh processes vs a typical handler; updates benchmarks/RESULTS.md

@@ -75,7 +75,8 @@ class LazyTracer:
     def capture_method(self, method: Handler) -> Handler:
         if not self.enabled:
             return method
-        return cast(Handler, self.tracer.capture_method(_masking_exceptions(method), capture_response=False))
+        traced = self.tracer.capture_method(capture_response=False)(_masking_exceptions(method))
+        return cast(Handler, traced)
 
     def __getattr__(self, name: str) -> Any:
         # put_annotation, put_metadata, provider...: whatever else Tracer offers, from the real one. Private
