@@ -1,5 +1,5 @@
-"""``python -m gateway_local up|wait|demo|keys``: run the local stack, wait for it, run the demo against it,
-or administer its API keys."""
+"""``python -m gateway_local up|wait|demo|keys|events``: run the local stack, wait for it, run the demo
+against it, administer its API keys, or replay a completion event (docs/runbook.md)."""
 
 from __future__ import annotations
 
@@ -29,9 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("demo", help="start the stack in this process and run the seed orders end to end")
     keys = commands.add_parser("keys", help="create, list or revoke API keys of the running local stack")
     keys.add_argument("keys_args", nargs=argparse.REMAINDER, help="create --tenant T | list | revoke KEY_ID")
+    events = commands.add_parser("events", help="replay a completion event of the running local stack")
+    events.add_argument("events_args", nargs=argparse.REMAINDER, help="replay ORDER_ID")
     args = parser.parse_args(argv)
     if args.command == "keys":
         return _keys(args.keys_args)
+    if args.command == "events":
+        return _admin(["events", *args.events_args])
     if args.command == "wait":
         return _wait(args.timeout)
     if args.command == "demo":
@@ -44,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _keys(arguments: list[str]) -> int:
     """Run order_core's key administration against the running local stack's ApiKeysTable."""
+    return _admin(["keys", *arguments])
+
+
+def _admin(arguments: list[str]) -> int:
+    """Run an order_core.admin command against the running local stack's resources."""
     try:
         stack = wait_until_ready(default_state_dir(), timeout=5)
     except TimeoutError:
@@ -56,6 +65,9 @@ def _keys(arguments: list[str]) -> int:
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "API_KEYS_TABLE": stack.resource("ApiKeysTable")["Ref"],
+            "ORDERS_TABLE": stack.resource("OrdersTable")["Ref"],
+            "COMPLETION_TOPIC_ARN": stack.resource("CompletionTopic")["Ref"],
+            "RESULTS_BUCKET": stack.resource("ResultsBucket")["Ref"],
         }
     )
     from order_core.admin import main as admin

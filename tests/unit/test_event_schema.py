@@ -122,3 +122,53 @@ def test_event_schema_asyncapi_document_references_the_schemas_and_carries_the_e
     attributes = _validator(event_schema.attributes_schema())
     for example in message["examples"]:
         assert list(attributes.iter_errors(example["headers"])) == []
+
+
+class _OneOrderRepo:
+    def __init__(self, record: OrderRecord) -> None:
+        self.record = record
+
+    def get(self, order_id: str) -> OrderRecord | None:
+        return self.record if order_id == self.record.order_id else None
+
+
+def _finalized(**changes: Any) -> OrderRecord:
+    published = datetime(2026, 11, 30, 10, 7, tzinfo=UTC)
+    fields: dict[str, Any] = {
+        "state": OrderState.failed,
+        "phase": "finalized",
+        "event_published_at": published,
+    }
+    return OrderRecord(order_id="o-1", tenant="acme", name="n", request={}, **{**fields, **changes})
+
+
+def test_finalize_replay_republishes_the_same_event_marked_replay() -> None:
+    from order_core.services.finalize import FinalizeService
+
+    record = _finalized(error_hints=["Planet failed the order"])
+    sns = _RecordingSns()
+    service = FinalizeService(_OneOrderRepo(record), CompletionEvents("arn:t", sns=sns), "bucket")  # type: ignore[arg-type]
+
+    event = service.replay("o-1")
+
+    [call] = sns.published
+    assert call["MessageAttributes"]["replay"] == {"DataType": "String", "StringValue": "true"}
+    assert json.loads(call["Message"]) == event.model_dump(mode="json")
+    assert event == completion_event(
+        record, OrderState.failed, ["Planet failed the order"], record.event_published_at, "bucket"
+    )  # type: ignore[arg-type]
+    assert event.completed_on == "2026-11-30T10:07:00.000Z"
+
+
+@pytest.mark.parametrize(
+    "changes", [{"phase": "delivering", "state": "running"}, {"event_published_at": None}]
+)
+def test_finalize_replay_of_an_order_not_yet_published_is_refused(changes: dict[str, Any]) -> None:
+    from order_core.services.finalize import FinalizeService
+
+    sns = _RecordingSns()
+    service = FinalizeService(_OneOrderRepo(_finalized(**changes)), CompletionEvents("arn:t", sns=sns), "b")  # type: ignore[arg-type]
+
+    with pytest.raises(ValueError, match="not published"):
+        service.replay("o-1")
+    assert sns.published == []

@@ -144,3 +144,25 @@ class FinalizeService:
         logger.info("order finalized", extra={"state": state.value})
         metrics.add_metric(name=f"Orders{state.value.capitalize()}", unit="Count", value=1)
         return state
+
+    def replay(self, order_id: str) -> CompletionEvent:
+        """Publish a finalized order's completion event again, marked ``replay=true``: an operator's act.
+
+        Rebuilt from the record (its terminal state, the files it holds now, completed when first published),
+        with the same ``event_id``, so subscribers that drop duplicates by it can. An order whose event has
+        not gone out yet is refused: its workflow publishes it, exactly once.
+        """
+        record = self._repo.get(order_id)
+        if record is None:
+            raise OrderNotFound(order_id)
+        if record.phase != Phase.FINALIZED or record.event_published_at is None or not record.state.is_final:
+            raise ValueError(
+                f"order {order_id} has not published its completion event yet (phase {record.phase.value}): "
+                "its workflow will"
+            )
+        event = completion_event(
+            record, record.state, list(record.error_hints), record.event_published_at, self._bucket
+        )
+        self._events.publish(event, replay=True)
+        logger.info("completion event replayed", extra={"order_id": order_id, "state": record.state.value})
+        return event
