@@ -10,7 +10,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 
 
 .PHONY: help venv up clean-state demo test unit integration statemachine e2e fake-tests lint format typecheck validate clean
-.PHONY: openapi fuzz chaos bench-cold-start bench-landing bench-landing-memory
+.PHONY: openapi event-schema fuzz chaos bench-cold-start bench-landing bench-landing-memory
 
 help:
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -49,6 +49,8 @@ e2e: venv
 
 openapi: venv ## regenerate docs/openapi.json from ApiFunction's routes (a unit test fails while it is stale)
 	$(PY) -m gateway_local.openapi
+event-schema: venv ## regenerate docs/events/ (completion event JSON Schema, AsyncAPI, examples) from its model
+	$(PY) -m gateway_local.event_schema
 fuzz: venv ## schemathesis from docs/openapi.json against a local stack (part of make test; FUZZ_EXAMPLES=500 digs deeper)
 	$(PY) -m pytest tests/e2e/test_fuzz_api.py
 chaos: venv ## every upstream op x every fault kind, duplicates, hostile producers on a local stack; prints a table (CI; make test runs a subset)

@@ -1,5 +1,6 @@
-"""``python -m gateway_local up|wait|demo|keys|reset``: run the local stack, wait for it, run the demo
-against it, administer its API keys, or forget its saved state."""
+"""``python -m gateway_local up|wait|demo|keys|events|reset``: run the local stack, wait for it, run the
+demo against it, administer its API keys, replay a completion event (docs/runbook.md), or forget its saved
+state."""
 
 from __future__ import annotations
 
@@ -32,11 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     keys = commands.add_parser("keys", help="create, list or revoke API keys of the running local stack")
     keys.add_argument("keys_args", nargs=argparse.REMAINDER, help="create --tenant T | list | revoke KEY_ID")
+    events = commands.add_parser("events", help="replay a completion event of the running local stack")
+    events.add_argument("events_args", nargs=argparse.REMAINDER, help="replay ORDER_ID")
     args = parser.parse_args(argv)
     if args.command == "keys":
         return _keys(args.keys_args)
     if args.command == "reset":
         return _reset()
+    if args.command == "events":
+        return _admin(["events", *args.events_args])
     if args.command == "wait":
         return _wait(args.timeout)
     if args.command == "demo":
@@ -49,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _keys(arguments: list[str]) -> int:
     """Run order_core's key administration against the running local stack's ApiKeysTable."""
+    return _admin(["keys", *arguments])
+
+
+def _admin(arguments: list[str]) -> int:
+    """Run an order_core.admin command against the running local stack's resources."""
     try:
         stack = wait_until_ready(default_state_dir(), timeout=5)
     except TimeoutError:
@@ -61,6 +71,9 @@ def _keys(arguments: list[str]) -> int:
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "API_KEYS_TABLE": stack.resource("ApiKeysTable")["Ref"],
+            "ORDERS_TABLE": stack.resource("OrdersTable")["Ref"],
+            "COMPLETION_TOPIC_ARN": stack.resource("CompletionTopic")["Ref"],
+            "RESULTS_BUCKET": stack.resource("ResultsBucket")["Ref"],
         }
     )
     from order_core.admin import main as admin

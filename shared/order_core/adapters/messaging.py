@@ -12,6 +12,7 @@ from order_core.models.order import (
     ACCEPTED_MESSAGE_TYPE,
     AcceptedOrderMessage,
     CompletionEvent,
+    CompletionEventAttributes,
     WorkflowInput,
 )
 
@@ -173,17 +174,13 @@ class CompletionEvents:
         self._arn = topic_arn
         self._sns = sns
 
-    def publish(self, event: CompletionEvent) -> str:
+    def publish(self, event: CompletionEvent, *, replay: bool = False) -> str:
+        """Publish ``event`` (docs/events/); ``replay`` marks an operator's deliberate re-publication."""
         sns = self._sns or client("sns")
         response = sns.publish(
             TopicArn=self._arn,
             Subject=f"Planet order {event.state.value}"[:100],
             Message=json.dumps(event.model_dump(mode="json"), separators=(",", ":")),
-            MessageAttributes={
-                "state": {"DataType": "String", "StringValue": event.state.value},
-                "source_type": {"DataType": "String", "StringValue": event.source_type},
-                "tenant": {"DataType": "String", "StringValue": event.tenant},
-                "event_id": {"DataType": "String", "StringValue": event.event_id},
-            },
+            MessageAttributes=CompletionEventAttributes.of(event, replay=replay).sns(),
         )
         return str(response["MessageId"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 from order_core.adapters.messaging import CompletionEvents
@@ -68,6 +69,28 @@ def _describe_error(error: dict[str, Any]) -> str:
     return f"{name}: {message}"[:1000]
 
 
+def completion_event(
+    record: OrderRecord, state: OrderState, hints: list[str], completed: datetime, bucket: str
+) -> CompletionEvent:
+    """The order's completion event (docs/events/): also what an operator's replay republishes."""
+    return CompletionEvent(
+        event_id=str(uuid.uuid5(_EVENT_NAMESPACE, record.order_id)),
+        order_id=record.order_id,
+        name=record.name,
+        tenant=record.tenant,
+        state=state,
+        source_type=record.source_type,
+        upstream_order_id=record.upstream_order_id,
+        created_on=planet_time(record.created_on),
+        completed_on=planet_time(completed),
+        # Counted from the files the record lists (the bucket's verified files), whatever the state.
+        files=len(_data_files(record)),
+        bytes=sum(item.size for item in _data_files(record)),
+        error_hints=hints,
+        delivery={"bucket": bucket, "key": record.delivery_key} if record.delivery_key else None,
+    )
+
+
 class FinalizeService:
     def __init__(self, repo: OrderStore, events: CompletionEvents, bucket: str) -> None:
         self._repo = repo
@@ -95,7 +118,7 @@ class FinalizeService:
             state, message, hints = terminal_outcome(record, upstream_state, deadline_passed, error)
         now = utcnow()
         if record.event_published_at is None:
-            event = self._event(record, state, hints, now)
+            event = completion_event(record, state, hints, now, self._bucket)
             # Claim the right to publish with a conditional write: a retry never publishes twice.
             if self._repo.claim_completion_event(order_id, now) is not None:
                 try:
@@ -112,20 +135,24 @@ class FinalizeService:
         metrics.add_metric(name=f"Orders{state.value.capitalize()}", unit="Count", value=1)
         return state
 
-    def _event(self, record: OrderRecord, state: OrderState, hints: list[str], now: Any) -> CompletionEvent:
-        return CompletionEvent(
-            event_id=str(uuid.uuid5(_EVENT_NAMESPACE, record.order_id)),
-            order_id=record.order_id,
-            name=record.name,
-            tenant=record.tenant,
-            state=state,
-            source_type=record.source_type,
-            upstream_order_id=record.upstream_order_id,
-            created_on=planet_time(record.created_on),
-            completed_on=planet_time(now),
-            # Counted from the files the record lists (the bucket's verified files), whatever the state.
-            files=len(_data_files(record)),
-            bytes=sum(item.size for item in _data_files(record)),
-            error_hints=hints,
-            delivery={"bucket": self._bucket, "key": record.delivery_key} if record.delivery_key else None,
+    def replay(self, order_id: str) -> CompletionEvent:
+        """Publish a finalized order's completion event again, marked ``replay=true``: an operator's act.
+
+        Rebuilt from the record (its terminal state, the files it holds now, completed when first published),
+        with the same ``event_id``, so subscribers that drop duplicates by it can. An order whose event has
+        not gone out yet is refused: its workflow publishes it, exactly once.
+        """
+        record = self._repo.get(order_id)
+        if record is None:
+            raise OrderNotFound(order_id)
+        if record.phase != Phase.FINALIZED or record.event_published_at is None or not record.state.is_final:
+            raise ValueError(
+                f"order {order_id} has not published its completion event yet (phase {record.phase.value}): "
+                "its workflow will"
+            )
+        event = completion_event(
+            record, record.state, list(record.error_hints), record.event_published_at, self._bucket
         )
+        self._events.publish(event, replay=True)
+        logger.info("completion event replayed", extra={"order_id": order_id, "state": record.state.value})
+        return event

@@ -426,6 +426,7 @@ class LandingService:
         finally:
             stop.set()  # whatever ends this loop, no file is started after it
         if failures:
+            metrics.add_metric(name="LandingErrors", unit="Count", value=len(failures))
             self._save(record, landed, files)
             raise _combined_error(failures)
         return all(file.path in landed for file in todo)
@@ -605,6 +606,7 @@ class LandingService:
         )
         logger.info("results landed", extra={"files": len(in_order)})
         metrics.add_metric(name="LandedFiles", unit="Count", value=len(in_order))
+        metrics.add_metric(name="LandedBytes", unit="Bytes", value=data_bytes(in_order))
 
     def _write_catalog(
         self,
