@@ -137,6 +137,28 @@ def test_template_ops_dashboard_shows_every_alarm(template: Template) -> None:
     assert shown == set(_of_type(template, "AWS::CloudWatch::Alarm"))
 
 
+@pytest.mark.parametrize("metric", ["Errors", "Throttles"])
+def test_template_ops_every_function_is_watched_for_errors_and_throttles(
+    template: Template, metric: str
+) -> None:
+    functions = set(_of_type(template, "AWS::Serverless::Function"))
+    [alarm] = [
+        p
+        for p in _of_type(template, "AWS::CloudWatch::Alarm").values()
+        if f"{metric} of every function" in str(p)
+    ]
+    watched = {
+        query["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]
+        for query in alarm["Metrics"]
+        if "MetricStat" in query
+    }
+    [dashboard] = _of_type(template, "AWS::CloudWatch::Dashboard").values()
+    body = dashboard["DashboardBody"]["Fn::Sub"]
+    charted = set(re.findall(rf'"AWS/Lambda",\s*"{metric}",\s*"FunctionName",\s*"\$\{{(\w+)\}}"', body))
+
+    assert watched == functions and charted == functions
+
+
 def test_template_ops_completion_topic_is_encrypted_and_its_publishers_may_use_the_key(
     template: Template,
 ) -> None:
