@@ -10,7 +10,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 
 
 .PHONY: help venv up demo test unit integration statemachine e2e fake-tests lint format typecheck validate clean
-.PHONY: openapi fuzz bench-cold-start bench-landing bench-landing-memory
+.PHONY: openapi fuzz bench-cold-start bench-landing bench-landing-memory bench-list
 
 help:
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -50,6 +50,8 @@ fuzz: venv ## schemathesis from docs/openapi.json against a local stack (part of
 	$(PY) -m pytest tests/e2e/test_fuzz_api.py
 bench-cold-start: venv ## ApiFunction import + first GET in fresh processes vs a typical handler; updates benchmarks/RESULTS.md
 	$(PY) benchmarks/cold_start.py --write $(if $(RUNS),--runs $(RUNS))
+bench-list: venv ## list first page + full walk with 1k/10k/100k orders of a tenant vs the old in-memory list; updates benchmarks/RESULTS.md
+	$(PY) benchmarks/list_orders.py --write $(if $(RUNS),--runs $(RUNS))
 
 lint: venv
 	$(VENV)/bin/ruff check .

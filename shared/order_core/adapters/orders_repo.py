@@ -241,8 +241,9 @@ class OrdersRepository:
     def read_run(self, tenant: str, run: Run, *, first_batch: int = 100) -> Iterator[OrderRecord]:
         """A tenant's orders in the order of ``run`` (order_core.services.listing), read lazily.
 
-        Each Query asks for ``first_batch`` items, then four times more up to 1,000, so a caller that stops
-        early reads little past what it used. The records carry what a list view shows, not the results.
+        Each Query asks for ``first_batch`` items, then twice as many as the last, up to 1,000, so a
+        caller that stops early reads little past what it used. The records carry what a list view
+        shows, not the results.
         """
         from boto3.dynamodb.conditions import Key
 
@@ -291,7 +292,7 @@ class OrdersRepository:
             if "LastEvaluatedKey" not in page:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-            batch = min(batch * 4, 1000)
+            batch = min(batch * 2, 1000)
 
     def active_order_ids(self, tenant: str, state: str, *, limit: int) -> list[str]:
         """Up to ``limit`` ids of the tenant's orders in ``state`` (queued or running): the active index."""

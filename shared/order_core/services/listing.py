@@ -66,6 +66,7 @@ __all__ = [
     "DEFAULT_PAGE_SIZE",
     "DEFAULT_SORT",
     "MAX_EXAMINED",
+    "MAX_EXAMINED_EMPTY",
     "MAX_PAGE_SIZE",
     "NAME_KEY_CHARS",
     "SORT_FIELDS",
@@ -452,6 +453,10 @@ def _list_item(order: PlanetOrder) -> dict[str, Any]:
 #: index serves may find fewer than page_size matches among them: the page is then short and ``next``
 #: continues after the last order examined, so a client following ``next`` sees every match.
 MAX_EXAMINED = 1000
+#: ... except that a page with a ``next`` is never empty below this many: Planet's SDK
+#: (``planet.models.Paged``) stops at the first page without orders, ``next`` or not. Only past this many
+#: examined orders without a match does a request answer an empty page that continues.
+MAX_EXAMINED_EMPTY = 10_000
 #: A store orders names by this many leading characters (an index key has a size limit).
 NAME_KEY_CHARS = 200
 _MILLISECOND = timedelta(milliseconds=1)
@@ -537,8 +542,9 @@ def page_of_runs(
     """The list response body from what a store read for ``plan(query).runs``, one iterable per run.
 
     The iterables are consumed lazily and only as far as the page needs: whole groups, until the page
-    and one more order are found, or until ``MAX_EXAMINED`` orders after the marker were examined (then
-    the page may be short and ``next`` continues after the last order examined).
+    and one more order are found, or until ``MAX_EXAMINED`` orders after the marker were examined and one
+    matched (or ``MAX_EXAMINED_EMPTY`` were, none matching). The page may then be short, and ``next``
+    continues after the last order examined.
     """
     compare = _comparator(query.sort)
     marker = query.marker
@@ -555,7 +561,9 @@ def page_of_runs(
     for values, order in rows:
         this_group = group(values)
         if this_group != current:
-            if len(matched) > query.page_size or examined >= limit:
+            if len(matched) > query.page_size or (
+                examined >= limit and (matched or examined >= MAX_EXAMINED_EMPTY)
+            ):
                 stopped = True
                 break
             current = this_group

@@ -118,7 +118,8 @@ class OrderService:
         from order_core.services.listing import page_of_runs, plan
 
         listing_plan = plan(query)
-        first_batch = query.page_size + 2  # the page, the order that says there is a next, one to end a group
+        # The page, the order that says there is a next, one that ends a group, the marker's own order.
+        first_batch = query.page_size + 3
         runs = [
             (
                 order_view(record, base_url, with_results=False)
