@@ -525,15 +525,15 @@ def plan(query: ListQuery) -> ListPlan:
     by_creation = second is not None and second.field == "created_on"
     descending = second.descending if second is not None and by_creation else True
     start, end = _time_bounds(query.created_on)
-    runs = []
+    state_runs = []
     for state in states:
         run_start, run_end = start, end
         if marker is not None and by_creation and state == marker.state:
             run_start, run_end = _after_marker(start, end, marker.created_on, descending)
         if run_start is None or run_end is None or run_start < run_end:
-            runs.append(Run("created_on", descending, state=state, start=run_start, end=run_end))
+            state_runs.append(Run("created_on", descending, state=state, start=run_start, end=run_end))
     group = _state_and_creation_group if by_creation else _state_group
-    return ListPlan(tuple(runs), False, group, first.descending)
+    return ListPlan(tuple(state_runs), False, group, first.descending)
 
 
 def page_of_runs(
