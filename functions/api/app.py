@@ -415,7 +415,7 @@ _BULK_CANCEL_BODY = {
 @app.post(
     f"{PREFIX}/bulk/orders/v2/cancel",
     summary="Cancel several orders",
-    description='`{}` cancels the caller\'s queued orders, at most 1,000 per request (send it again '
+    description="`{}` cancels the caller's queued orders, at most 1,000 per request (send it again "
     'while `succeeded.count` is not 0); `{"order_ids": [...]}` only those, at most 1,000. Orders '
     "that cannot be cancelled are listed under `failed`.",
     operation_id="bulkCancelOrders",
