@@ -10,7 +10,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 
 
 .PHONY: help venv up clean-state demo test unit integration statemachine e2e fake-tests lint format typecheck validate clean
-.PHONY: openapi event-schema fuzz chaos bench-cold-start bench-landing bench-landing-memory
+.PHONY: openapi event-schema fuzz chaos bench-cold-start bench-landing bench-landing-memory bench-list
 
 help:
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -57,6 +57,8 @@ chaos: venv ## every upstream op x every fault kind, duplicates, hostile produce
 	CHAOS_FULL=1 $(PY) -m pytest tests/chaos
 bench-cold-start: venv ## ApiFunction import + first GET in fresh processes vs a typical handler; updates benchmarks/RESULTS.md
 	$(PY) benchmarks/cold_start.py --write $(if $(RUNS),--runs $(RUNS))
+bench-list: venv ## list first page + full walk with 1k/10k/100k orders of a tenant vs the old in-memory list; updates benchmarks/RESULTS.md
+	$(PY) benchmarks/list_orders.py --write $(if $(RUNS),--runs $(RUNS))
 
 lint: venv
 	$(VENV)/bin/ruff check .

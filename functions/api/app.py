@@ -43,10 +43,9 @@ from order_core.services.listing import (
     SOURCE_TYPES,
     STATES,
     ListQueryError,
-    page,
     parse_query,
 )
-from order_core.services.orders import order_view
+from order_core.services.orders import BULK_CANCEL_MAX, order_view
 from pydantic import ValidationError
 
 if TYPE_CHECKING:
@@ -404,7 +403,8 @@ _BULK_CANCEL_BODY = {
 @app.post(
     f"{PREFIX}/bulk/orders/v2/cancel",
     summary="Cancel several orders",
-    description='`{}` cancels every queued order of the caller; `{"order_ids": [...]}` only those. Orders '
+    description="`{}` cancels the caller's queued orders, at most 1,000 per request (send it again "
+    'while `succeeded.count` is not 0); `{"order_ids": [...]}` only those, at most 1,000. Orders '
     "that cannot be cancelled are listed under `failed`.",
     operation_id="bulkCancelOrders",
     tags=["orders"],
@@ -452,7 +452,19 @@ def bulk_cancel() -> Response[Any]:
 
 
 def _bulk_order_ids(given: list[str]) -> list[str]:
-    """Order ids in their canonical form; any that is not a UUID is a 400 naming its position."""
+    """Order ids in their canonical form; any that is not a UUID is a 400 naming its position, and so
+    are more ids than one bulk cancel takes."""
+    if len(given) > BULK_CANCEL_MAX:
+        raise InvalidBody(
+            {
+                "field": {
+                    "order_ids": [
+                        {"message": f"at most {BULK_CANCEL_MAX} order ids per request, not {len(given)}"}
+                    ]
+                },
+                "general": [{"message": "Unable to cancel orders"}],
+            }
+        )
     canonical, wrong = [], {}
     for position, value in enumerate(given):
         try:
@@ -481,7 +493,9 @@ def stats() -> Response[Any]:
     f"{PREFIX}/orders/v2",
     summary="List orders",
     description="The caller's orders, filtered, sorted and paged as upstream: follow `_links.next` "
-    "(absent on the last page). List items carry no result links.",
+    "(absent on the last page). A request examines at most 1,000 orders: with a filter no index serves "
+    "(`name__contains`, `hosting`, `destination_ref`, ...) a page may hold fewer than `page_size` orders, "
+    "and `next` continues the search. List items carry no result links.",
     operation_id="listOrders",
     tags=["orders"],
     responses=_responses(
@@ -499,11 +513,7 @@ def list_orders() -> Response[Any]:
         query = parse_query(params)
     except ListQueryError as exc:
         return _json(400, exc.body())
-    root = base_url()
-    views = (
-        order_view(record, root, with_results=False) for record in wiring.order_service().orders_of(tenant())
-    )
-    return _json(200, page(views, query, self_url=f"{root}/orders/v2"))
+    return _json(200, wiring.order_service().list_page(tenant(), query, base_url()))
 
 
 @app.get(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from order_core.adapters.aws import resource
 from order_core.models.lifecycle import (
@@ -21,6 +22,9 @@ from order_core.models.lifecycle import (
 )
 from order_core.models.order import LandedFile, OrderRecord, utcnow
 from order_core.models.planet import OrderState
+
+if TYPE_CHECKING:
+    from order_core.services.listing import Run
 
 # Stored as JSON strings / gzip so that floats (GeoJSON) and long file lists need no Decimal juggling and
 # a 500-item order stays far below DynamoDB's 400 KB item limit.
@@ -52,6 +56,41 @@ _CANCEL_IN = tuple(sorted(BEFORE_PLANET))  # the flag changes, not the phase
 _FINALIZED_FROM = guard({p for p in Phase if p is not Phase.FINALIZED}, Phase.FINALIZED)
 
 
+# Keys of the list indexes (template.yaml, OrdersTable), written once at creation: tenant, name and
+# created_on never change. State and last_modified are keys as they are, so updates move them along.
+#: ``state-tenant_created``: one tenant's orders of one state, by creation.
+_TENANT_CREATED = "tenant_created"
+#: ``tenant_name-created_on``: one tenant's orders of one exact name (hashed: a key has a size limit).
+_TENANT_NAME = "tenant_name"
+#: ``tenant-name_key``: a tenant's orders by the leading characters of their name.
+_NAME_KEY = "name_key"
+#: What a list view needs of an order (order_view with_results=False): never the packed results.
+_LIST_ATTRIBUTES = (
+    "order_id",
+    "tenant",
+    "name",
+    "source_type",
+    "request_json",
+    "state",
+    "created_on",
+    "last_modified",
+    "last_message",
+    "error_hints",
+)
+
+
+def _list_keys(tenant: str, name: str, created_on: str) -> dict[str, str]:
+    from order_core.services.listing import NAME_KEY_CHARS
+
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return {
+        _TENANT_CREATED: f"{tenant}#{created_on}",
+        _TENANT_NAME: f"{tenant}#{digest}",
+        # "#": a key may not be empty; UTF-8 bytes sort as code points do, so names sort as in Python.
+        _NAME_KEY: "#" + name[:NAME_KEY_CHARS],
+    }
+
+
 def _to_item(record: OrderRecord) -> dict[str, Any]:
     data = record.model_dump(mode="json", exclude={"results", "request"})
     item = {k: v for k, v in data.items() if v is not None}
@@ -62,6 +101,7 @@ def _to_item(record: OrderRecord) -> dict[str, Any]:
             item[field] = _iso(value)
     item["request_json"] = json.dumps(record.request, separators=(",", ":"))
     item["results_gz"] = _pack_results(record.results)
+    item.update(_list_keys(record.tenant, record.name, item["created_on"]))
     return item
 
 
@@ -69,9 +109,12 @@ def _pack_results(results: Iterable[LandedFile]) -> bytes:
     return gzip.compress(json.dumps([r.model_dump() for r in results], separators=(",", ":")).encode())
 
 
+_INDEX_ONLY = frozenset({ACTIVE_STATE, _TENANT_CREATED, _TENANT_NAME, _NAME_KEY})
+
+
 def _from_item(item: dict[str, Any]) -> OrderRecord:
     data: dict[str, Any] = {
-        k: (int(v) if isinstance(v, Decimal) else v) for k, v in item.items() if k != ACTIVE_STATE
+        k: (int(v) if isinstance(v, Decimal) else v) for k, v in item.items() if k not in _INDEX_ONLY
     }
     data["request"] = json.loads(str(data.pop("request_json", "{}")))
     packed = data.pop("results_gz", None)
@@ -427,3 +470,95 @@ class OrdersRepository:
                 if "LastEvaluatedKey" not in page:
                     break
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def read_run(self, tenant: str, run: Run, *, first_batch: int = 100) -> Iterator[OrderRecord]:
+        """A tenant's orders in the order of ``run`` (order_core.services.listing), read lazily.
+
+        Each Query asks for ``first_batch`` items, then twice as many as the last, up to 1,000, so a
+        caller that stops early reads little past what it used. The records carry what a list view
+        shows, not the results.
+        """
+        from boto3.dynamodb.conditions import Key
+
+        kwargs: dict[str, Any] = {"ScanIndexForward": not run.descending}
+        if run.order_by in ("created_on", "last_modified"):
+            low, high = _bound(run.start), _bound(run.end, exclusive=True)
+            if run.order_by == "created_on" and run.state is not None:
+                kwargs["IndexName"] = "state-tenant_created"
+                condition = Key("state").eq(run.state) & Key(_TENANT_CREATED).between(
+                    f"{tenant}#{low or ''}", f"{tenant}#{high or '~'}"
+                )
+            else:
+                if run.order_by == "created_on" and run.name is not None:
+                    kwargs["IndexName"] = "tenant_name-created_on"
+                    partition = Key(_TENANT_NAME).eq(_list_keys(tenant, run.name, "")[_TENANT_NAME])
+                else:
+                    kwargs["IndexName"] = f"tenant-{run.order_by}"
+                    partition = Key("tenant").eq(tenant)
+                sort_key = Key(run.order_by)
+                if low is not None and high is not None:
+                    condition = partition & sort_key.between(low, high)
+                elif low is not None:
+                    condition = partition & sort_key.gte(low)
+                elif high is not None:
+                    condition = partition & sort_key.lte(high)
+                else:
+                    condition = partition
+        elif run.order_by == "name":
+            kwargs["IndexName"] = "tenant-name_key"
+            condition = Key("tenant").eq(tenant)
+            if run.name_bound is not None:
+                bound = Key(_NAME_KEY)
+                key = "#" + run.name_bound
+                condition = condition & (bound.lte(key) if run.descending else bound.gte(key))
+        else:
+            raise ValueError(f"no index orders by {run.order_by!r}")
+        kwargs["KeyConditionExpression"] = condition
+        names = {f"#p{i}": attribute for i, attribute in enumerate(_LIST_ATTRIBUTES)}
+        kwargs["ProjectionExpression"] = ", ".join(names)
+        kwargs["ExpressionAttributeNames"] = names
+        batch = max(1, first_batch)
+        while True:
+            page = self._table.query(**kwargs, Limit=batch)
+            for item in page.get("Items", []):
+                yield _from_item(item)
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            batch = min(batch * 2, 1000)
+
+    def active_order_ids_of(self, tenant: str, state: str, *, limit: int) -> list[str]:
+        """Up to ``limit`` ids of the tenant's orders in ``state`` (queued or running): the active index."""
+        from boto3.dynamodb.conditions import Key
+
+        kwargs: dict[str, Any] = {
+            "IndexName": "active",
+            "KeyConditionExpression": Key(ACTIVE_STATE).eq(state) & Key("tenant").eq(tenant),
+        }
+        ids: list[str] = []
+        while len(ids) < limit:
+            page = self._table.query(**kwargs, Limit=limit - len(ids))
+            ids.extend(str(item["order_id"]) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return ids[:limit]
+
+
+def _bound(moment: datetime | None, *, exclusive: bool = False) -> str | None:
+    """An inclusive bound on a timestamp key in ``_iso``'s format (an exclusive one, one microsecond less).
+
+    Formatted field by field: strftime writes years before 1000 with fewer than four digits, which would
+    not sort as text. Bounds past what the format can hold are open.
+    """
+    if moment is None:
+        return None
+    moment = moment.astimezone(UTC)
+    if exclusive:
+        if moment == datetime.min.replace(tzinfo=UTC):
+            return "0"  # below every timestamp: an empty range
+        moment -= timedelta(microseconds=1)
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:"
+        f"{moment.second:02d}.{moment.microsecond:06d}Z"
+    )

@@ -41,6 +41,10 @@ is an absolute URL that repeats every query parameter with the new marker (Plane
 and is absent on the last page.
 
 Timestamps are compared at millisecond precision, the precision Planet writes them with.
+
+``page`` works on orders in memory (the fake Planet's way). A store with indexes uses ``plan(query)`` and
+``page_of_runs`` instead, which give the same pages while reading a bounded number of orders per request
+(see the section "paging an ordered store" below).
 """
 
 from __future__ import annotations
@@ -48,27 +52,36 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import heapq
+import itertools
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
     "DEFAULT_SORT",
+    "MAX_EXAMINED",
+    "MAX_EXAMINED_EMPTY",
     "MAX_PAGE_SIZE",
+    "NAME_KEY_CHARS",
     "SORT_FIELDS",
     "SOURCE_TYPES",
     "STATES",
     "Interval",
+    "ListPlan",
     "ListQuery",
     "ListQueryError",
+    "Run",
     "SortKey",
     "page",
+    "page_of_runs",
     "parse_query",
+    "plan",
 ]
 
 STATES = ("queued", "running", "failed", "success", "partial", "cancelled")
@@ -422,3 +435,198 @@ def _list_item(order: PlanetOrder) -> dict[str, Any]:
     links = order.get("_links")
     self_link = {"_self": links["_self"]} if isinstance(links, Mapping) and "_self" in links else {}
     return {**order, "_links": self_link}
+
+
+# --- paging an ordered store -------------------------------------------------------------------------------
+#
+# ``page`` needs every order in memory. A store with indexes serves the same pages reading only a bounded
+# number of orders: ``plan(query)`` says which ordered runs of the caller's orders to read (``Run``), and
+# ``page_of_runs`` pages what the store yields for them, with the same filters, order and markers as ``page``.
+#
+# A run is in the order of its index key, which agrees with the query's order only up to *groups*: orders
+# whose index keys tie at the precision the list compares (a millisecond, the leading characters of a name,
+# a state). Every order of one group sorts after every order of the groups before it, so reading whole
+# groups and sorting each exactly gives the query's order. Groups are read whole; a millisecond or a name
+# holds few orders, a state as the only sort key (``sort_by=state``) may hold many (docs/decisions.md).
+
+#: Orders after the page marker that one request examines at most (at least page_size + 1). A filter no
+#: index serves may find fewer than page_size matches among them: the page is then short and ``next``
+#: continues after the last order examined, so a client following ``next`` sees every match.
+MAX_EXAMINED = 1000
+#: ... except that a page with a ``next`` is never empty below this many: Planet's SDK
+#: (``planet.models.Paged``) stops at the first page without orders, ``next`` or not. Only past this many
+#: examined orders without a match does a request answer an empty page that continues.
+MAX_EXAMINED_EMPTY = 10_000
+#: A store orders names by this many leading characters (an index key has a size limit).
+NAME_KEY_CHARS = 200
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One ordered run of the caller's orders, which a store reads through one of its indexes.
+
+    ``order_by`` is ``created_on`` (alone, or with one ``state`` or an exact ``name``), ``last_modified``
+    or ``name``. For the timestamps, ``start`` (inclusive) and ``end`` (exclusive) bound the run; they are a
+    superset of what the query wants, the filters are applied again on what is read. For ``name``,
+    ``name_bound`` limits the run to names whose first ``NAME_KEY_CHARS`` characters are at or after it
+    (ascending) or at or before it (descending).
+    """
+
+    order_by: str
+    descending: bool
+    state: str | None = None
+    name: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    name_bound: str | None = None
+
+
+@dataclass(frozen=True)
+class ListPlan:
+    """The runs to read for a query; ``merge``: interleave them by group (else read one after another)."""
+
+    runs: tuple[Run, ...]
+    merge: bool
+    group: Callable[[_SortValues], tuple[str, ...]]
+    descending: bool
+
+
+def plan(query: ListQuery) -> ListPlan:
+    """Which runs of the caller's orders hold the query's pages, in its order, after its marker."""
+    first, marker = query.sort[0], query.marker
+    if first.field in ("created_on", "last_modified"):
+        field = first.field
+        start, end = _time_bounds(query.created_on if field == "created_on" else query.last_modified)
+        if marker is not None:
+            start, end = _after_marker(start, end, getattr(marker, field), first.descending)
+        base = Run(field, first.descending, start=start, end=end)
+        runs: tuple[Run, ...]
+        if start is not None and end is not None and start >= end:
+            runs = ()
+        elif field == "created_on" and query.name is not None:
+            runs = (Run(**{**asdict(base), "name": query.name}),)
+        elif field == "created_on" and query.states:
+            runs = tuple(Run(**{**asdict(base), "state": state}) for state in sorted(query.states))
+        else:
+            runs = (base,)
+        return ListPlan(runs, True, _group_by(field), first.descending)
+    if first.field == "name":
+        bound = marker.name[:NAME_KEY_CHARS] if marker is not None else None
+        return ListPlan(
+            (Run("name", first.descending, name_bound=bound),), False, _name_group, first.descending
+        )
+    # By state: one run per state, in the sort's order of states; within a state by creation if that is
+    # the next sort key, else the whole state is one group.
+    states = sorted(query.states or STATES, reverse=first.descending)
+    if marker is not None:
+        states = [s for s in states if (s <= marker.state if first.descending else s >= marker.state)]
+    second = query.sort[1] if len(query.sort) > 1 else None
+    by_creation = second is not None and second.field == "created_on"
+    descending = second.descending if second is not None and by_creation else True
+    start, end = _time_bounds(query.created_on)
+    state_runs = []
+    for state in states:
+        run_start, run_end = start, end
+        if marker is not None and by_creation and state == marker.state:
+            run_start, run_end = _after_marker(start, end, marker.created_on, descending)
+        if run_start is None or run_end is None or run_start < run_end:
+            state_runs.append(Run("created_on", descending, state=state, start=run_start, end=run_end))
+    group = _state_and_creation_group if by_creation else _state_group
+    return ListPlan(tuple(state_runs), False, group, first.descending)
+
+
+def page_of_runs(
+    runs: Sequence[Iterable[PlanetOrder]], listing_plan: ListPlan, query: ListQuery, *, self_url: str
+) -> dict[str, Any]:
+    """The list response body from what a store read for ``plan(query).runs``, one iterable per run.
+
+    The iterables are consumed lazily and only as far as the page needs: whole groups, until the page
+    and one more order are found, or until ``MAX_EXAMINED`` orders after the marker were examined and one
+    matched (or ``MAX_EXAMINED_EMPTY`` were, none matching). The page may then be short, and ``next``
+    continues after the last order examined.
+    """
+    compare = _comparator(query.sort)
+    marker = query.marker
+    group = listing_plan.group
+    rows: Iterator[tuple[_SortValues, PlanetOrder]]
+    keyed = [((_sort_values(order), order) for order in run) for run in runs]
+    if listing_plan.merge and len(keyed) > 1:
+        rows = heapq.merge(*keyed, key=lambda row: group(row[0]), reverse=listing_plan.descending)
+    else:
+        rows = itertools.chain.from_iterable(keyed)
+    limit = max(MAX_EXAMINED, query.page_size + 1)
+    matched: list[tuple[_SortValues, PlanetOrder]] = []
+    examined, furthest, current, stopped = 0, None, None, False
+    for values, order in rows:
+        this_group = group(values)
+        if this_group != current:
+            if len(matched) > query.page_size or (
+                examined >= limit and (matched or examined >= MAX_EXAMINED_EMPTY)
+            ):
+                stopped = True
+                break
+            current = this_group
+        if marker is not None and compare(values, marker) <= 0:
+            continue
+        examined += 1
+        if furthest is None or compare(values, furthest) > 0:
+            furthest = values
+        if query.matches(order):
+            matched.append((values, order))
+    sort_key = functools.cmp_to_key(compare)
+    matched.sort(key=lambda row: sort_key(row[0]))
+    listed = matched[: query.page_size]
+    links = {"_self": self_url}
+    after = listed[-1][0] if len(matched) > query.page_size else furthest if stopped else None
+    if after is not None:
+        next_params = [*query.params, ("page_marker", _encode_marker(after))]
+        links["next"] = f"{self_url}?{urlencode(next_params, quote_via=quote)}"
+    return {"_links": links, "orders": [_list_item(order) for _, order in listed]}
+
+
+def _time_bounds(interval: Interval | None) -> tuple[datetime | None, datetime | None]:
+    """Bounds, at microsecond precision, that hold every order the interval (at millisecond) matches."""
+    if interval is None:
+        return None, None
+    start = (
+        interval.start.replace(microsecond=interval.start.microsecond // 1000 * 1000)
+        if interval.start
+        else None
+    )
+    end = _plus_millisecond(interval.end) if interval.end is not None else None
+    return start, end
+
+
+def _plus_millisecond(moment: datetime) -> datetime | None:
+    try:
+        return moment + _MILLISECOND
+    except OverflowError:
+        return None
+
+
+def _after_marker(
+    start: datetime | None, end: datetime | None, marked: str, descending: bool
+) -> tuple[datetime | None, datetime | None]:
+    """Narrow a run to the marker's millisecond and what sorts after it."""
+    moment = _parse_time(marked)
+    if descending:
+        limit = _plus_millisecond(moment)
+        return start, limit if end is None or (limit is not None and limit < end) else end
+    return (moment if start is None or moment > start else start), end
+
+
+def _group_by(field: str) -> Callable[[_SortValues], tuple[str, ...]]:
+    return lambda values: (getattr(values, field),)
+
+
+def _name_group(values: _SortValues) -> tuple[str, ...]:
+    return (values.name[:NAME_KEY_CHARS],)
+
+
+def _state_group(values: _SortValues) -> tuple[str, ...]:
+    return (values.state,)
+
+
+def _state_and_creation_group(values: _SortValues) -> tuple[str, ...]:
+    return (values.state, values.created_on)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from order_core.adapters.orders_repo import OrdersRepository
     from order_core.adapters.planet_client import PlanetClient
     from order_core.services.links import DownloadLinks
+    from order_core.services.listing import ListQuery
 
 
 def new_record(request: OrderRequest, tenant: str, order_id: str | None = None) -> OrderRecord:
@@ -46,6 +47,12 @@ def new_record(request: OrderRequest, tenant: str, order_id: str | None = None) 
         source_type=body.get("source_type", "scenes"),
         request=body,
     )
+
+
+#: Orders one bulk cancel handles at most: ``order_ids`` longer than this are a 400, and ``{}`` cancels
+#: this many queued orders per request. Each is a conditional write, some a call to Planet: the bound keeps
+#: what one request does independent of how many orders a tenant has.
+BULK_CANCEL_MAX = 1000
 
 
 class OrderService:
@@ -85,7 +92,30 @@ class OrderService:
         return record
 
     def orders_of(self, tenant: str) -> Iterator[OrderRecord]:
+        """Every order of the tenant, newest first. Reads them all: lists use ``list_page``."""
         return iter(self._repo.list_for_tenant(tenant))
+
+    def list_page(self, tenant: str, query: ListQuery, base_url: str) -> dict[str, Any]:
+        """One page of the tenant's orders for a list query, in Planet's list shape.
+
+        Reads only the index runs the query needs, as far as the page needs them (services/listing.py,
+        ``plan`` and ``page_of_runs``): no request reads more than a bounded number of orders, however many
+        the tenant has.
+        """
+        from order_core.services.listing import page_of_runs, plan
+
+        listing_plan = plan(query)
+        # The page, the order that says there is a next, one that ends a group, the marker's own order.
+        first_batch = query.page_size + 3
+        runs = [
+            (
+                order_view(record, base_url, with_results=False)
+                for record in self._repo.read_run(tenant, run, first_batch=first_batch)
+                if record.tenant == tenant
+            )
+            for run in listing_plan.runs
+        ]
+        return page_of_runs(runs, listing_plan, query, self_url=f"{base_url}/orders/v2")
 
     def cancel(self, order_id: str, tenant: str) -> OrderRecord:
         """Cancel a queued order: locally if Planet does not have it yet, else at Planet.
@@ -122,11 +152,13 @@ class OrderService:
         return _as_cancelled(updated or record)
 
     def cancel_many(self, tenant: str, order_ids: list[str] | None) -> dict[str, Any]:
-        """Bulk cancel in Planet's response shape; ``None`` means every queued order of the tenant."""
+        """Bulk cancel in Planet's response shape; ``None`` means the tenant's queued orders.
+
+        ``None`` takes at most ``BULK_CANCEL_MAX`` queued orders in one pass (from the sparse ``active``
+        index, never the whole history): a tenant with more sends ``{}`` again until nothing is cancelled.
+        """
         if order_ids is None:
-            order_ids = [
-                r.order_id for r in self._repo.list_for_tenant(tenant) if r.state is OrderState.queued
-            ]
+            order_ids = self._repo.active_order_ids_of(tenant, OrderState.queued.value, limit=BULK_CANCEL_MAX)
         succeeded, failures = 0, []
         for order_id in order_ids:
             try:
