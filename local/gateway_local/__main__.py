@@ -31,7 +31,11 @@ def main(argv: list[str] | None = None) -> int:
         "reset", help="forget the state `up` keeps between runs (orders, keys, files); refused while it runs"
     )
     keys = commands.add_parser("keys", help="create, list or revoke API keys of the running local stack")
-    keys.add_argument("keys_args", nargs=argparse.REMAINDER, help="create --tenant T | list | revoke KEY_ID")
+    keys.add_argument(
+        "keys_args",
+        nargs=argparse.REMAINDER,
+        help="create --tenant T | list | revoke KEY_ID | webhook-secret --tenant T",
+    )
     args = parser.parse_args(argv)
     if args.command == "keys":
         return _keys(args.keys_args)

@@ -1,4 +1,4 @@
-"""Administer the gateway's API keys: ``python -m order_core.admin keys create|list|revoke``.
+"""Administer the gateway's API keys: ``python -m order_core.admin keys create|list|revoke|webhook-secret``.
 
 Runs wherever boto3 reaches the ApiKeysTable: in AWS with ``API_KEYS_TABLE`` set to the stack's table,
 locally through ``python -m gateway_local keys ...`` (which points it at the local stack). A new key is
@@ -22,7 +22,27 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("list", help="list keys: id, tenant, label, created, revoked")
     revoke = commands.add_parser("revoke", help="revoke a key by its id (the first characters, as listed)")
     revoke.add_argument("key_id")
+    secret = commands.add_parser(
+        "webhook-secret", help="create or rotate a tenant's webhook signing secret and print it (shown once)"
+    )
+    secret.add_argument("--tenant", required=True)
     args = parser.parse_args(argv)
+
+    if args.command == "webhook-secret":
+        from order_core.services.auth import rotate_webhook_secret
+
+        try:
+            value = rotate_webhook_secret(args.tenant, wiring.webhook_secrets())
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(value)
+        print(
+            f"webhook secret of tenant {args.tenant} set (any previous one no longer signs); "
+            "store it now, it is not shown again",
+            file=sys.stderr,
+        )
+        return 0
 
     service = wiring.api_key_service()
     if args.command == "create":

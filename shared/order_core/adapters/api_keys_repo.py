@@ -8,6 +8,9 @@ from typing import Any
 from order_core.adapters.aws import resource
 from order_core.models.tenancy import ApiKeyRecord
 
+#: Items of this table that are tenants' webhook secrets (adapters/webhooks.py SECRET_ITEM_PREFIX).
+WEBHOOK_SECRET_PREFIX = "webhook-secret#"  # noqa: S105 - a key prefix, not a secret
+
 
 class ApiKeysRepository:
     def __init__(self, table_name: str, table: Any = None) -> None:
@@ -27,6 +30,8 @@ class ApiKeysRepository:
         while True:
             page = self._table.scan(**kwargs)
             for item in page.get("Items", []):
+                if str(item.get("key_hash", "")).startswith(WEBHOOK_SECRET_PREFIX):
+                    continue  # a tenant's webhook secret (adapters/webhooks.py), not a key
                 yield ApiKeyRecord.model_validate(item)
             if "LastEvaluatedKey" not in page:
                 return

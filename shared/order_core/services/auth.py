@@ -10,12 +10,26 @@ import base64
 import binascii
 import hashlib
 import secrets
+from typing import Protocol
 
 from order_core.adapters.api_keys_repo import ApiKeysRepository
 from order_core.errors import Unauthorized as Unauthorized
 from order_core.models.tenancy import ApiKeyRecord, validate_tenant
 
 KEY_PREFIX = "pgw_"
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
+
+
+class WebhookSecretStore(Protocol):
+    def put(self, tenant: str, secret: str) -> None: ...
+
+
+def rotate_webhook_secret(tenant: str, store: WebhookSecretStore) -> str:
+    """A new signing secret for ``tenant``'s webhooks, replacing any previous one; shown once."""
+    validate_tenant(tenant)
+    secret = WEBHOOK_SECRET_PREFIX + secrets.token_urlsafe(32)
+    store.put(tenant, secret)
+    return secret
 
 
 def hash_key(key: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from order_core.adapters.messaging import CompletionEvents
@@ -12,6 +13,7 @@ from order_core.models.order import CompletionEvent, LandedFile, OrderRecord, Ph
 from order_core.models.planet import OrderState
 from order_core.observability import bind_order, logger, metrics
 from order_core.ports import OrderStore
+from order_core.services.notify import WebhookMessage, enqueue_all
 
 MANIFEST = "manifest.json"
 _EVENT_NAMESPACE = uuid.UUID("0b7f8f0e-3c57-4d0b-8f5e-6a9a4d3e2c11")
@@ -69,10 +71,18 @@ def _describe_error(error: dict[str, Any]) -> str:
 
 
 class FinalizeService:
-    def __init__(self, repo: OrderStore, events: CompletionEvents, bucket: str) -> None:
+    def __init__(
+        self,
+        repo: OrderStore,
+        events: CompletionEvents,
+        bucket: str,
+        *,
+        webhooks: Callable[[Iterable[WebhookMessage]], None] | None = None,
+    ) -> None:
         self._repo = repo
         self._events = events
         self._bucket = bucket
+        self._webhooks = webhooks
 
     def finalize(
         self,
@@ -99,6 +109,11 @@ class FinalizeService:
             # Claim the right to publish with a conditional write: a retry never publishes twice.
             if self._repo.claim_completion_event(order_id, now) is not None:
                 try:
+                    # The tenant's webhook calls, queued under the same claim: once per order (a publish
+                    # that fails after this re-queues them with the same delivery ids, for receivers to
+                    # deduplicate). NotifyFunction makes the calls, off the workflow's path.
+                    if self._webhooks is not None:
+                        enqueue_all(self._webhooks, record.model_copy(update={"state": state}))
                     self._events.publish(event)
                 except Exception:
                     self._repo.release_completion_event(order_id)
