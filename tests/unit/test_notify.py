@@ -15,7 +15,7 @@ from order_core.adapters import downloads
 from order_core.adapters.memory_store import InMemoryOrderStore
 from order_core.adapters.webhooks import GuardedWebhookSender, split_credentials
 from order_core.errors import RetryLater
-from order_core.models.order import LandedFile, OrderRecord
+from order_core.models.order import LandedFile, OrderRecord, Phase
 from order_core.models.planet import OrderRequest, OrderState
 from order_core.services.finalize import FinalizeService
 from order_core.services.links import DownloadLinks
@@ -62,7 +62,12 @@ def record(
     if files:
         results.append(LandedFile(path="manifest.json", key="k", size=1, md5="m", sha256="s"))
     return order.model_copy(
-        update={"upstream_order_id": UPSTREAM_ID, "results": results, "state": OrderState.success}
+        update={
+            "upstream_order_id": UPSTREAM_ID,
+            "results": results,
+            "state": OrderState.success,
+            "phase": Phase.FINALIZED,
+        }
     )
 
 
@@ -230,6 +235,17 @@ def test_failed_call_is_retried_after_the_backoff_for_its_attempt(failure: int |
         service(order, Sender(failure)).deliver(message, receive_count=3)
 
     assert retry.value.seconds == retry_delays()[2]
+
+
+def test_call_queued_before_the_outcome_is_recorded_waits_briefly_and_sends_nothing() -> None:
+    order = record({"url": HOOK, "per_order": True}).model_copy(update={"phase": Phase.DELIVERING})
+    sender = Sender()
+
+    with pytest.raises(RetryLater) as retry:
+        service(order, sender).deliver(messages_for(order)[0], receive_count=1)
+
+    assert retry.value.seconds < retry_delays()[0]
+    assert sender.calls == []
 
 
 def test_tenant_without_a_secret_gets_no_unsigned_call_and_is_retried() -> None:

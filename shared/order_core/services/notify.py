@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel
 
 from order_core.errors import RetryLater
-from order_core.models.order import OrderRecord
+from order_core.models.order import OrderRecord, Phase
 from order_core.observability import logger, metrics
 from order_core.ports import OrderStore
 from order_core.services.links import DownloadLinks
@@ -37,6 +37,8 @@ EVENT_HEADER = "X-Gateway-Event"
 DEFAULT_TOLERANCE_SECONDS = 300
 _DELIVERY_NAMESPACE = uuid.UUID("5d0f7a52-8f0e-4a44-9b53-2f3f5a3c9e01")
 MANIFEST = "manifest.json"
+#: How long a call waits when its order's outcome is not recorded yet (Finalize queues it just before).
+NOT_FINALIZED_WAIT_SECONDS = 5
 
 
 # --- signing -----------------------------------------------------------------------------------------------
@@ -197,6 +199,10 @@ class NotifyService:
                 "webhook message for an order without a webhook", extra={"order_id": message.order_id}
             )
             return False
+        if record.phase is not Phase.FINALIZED:
+            # Finalize queues the call just before it records the outcome: wait for the record, so the body
+            # shows the order's terminal state. A short wait, whatever the attempt.
+            raise RetryLater(NOT_FINALIZED_WAIT_SECONDS, "the order's outcome is not recorded yet")
         if not self._base_url:
             raise self._retry(receive_count, "the gateway's public base URL (PublicBaseUrl) is not set")
         secret = self._secrets.secret_for(record.tenant)
