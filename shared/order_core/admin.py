@@ -1,4 +1,5 @@
-"""Administer the gateway's API keys: ``python -m order_core.admin keys create|list|revoke|webhook-secret``.
+"""Administer API keys and tenants' notification settings: ``python -m order_core.admin keys <command>``
+(create, list, revoke, webhook-secret, set-email).
 
 Runs wherever boto3 reaches the ApiKeysTable: in AWS with ``API_KEYS_TABLE`` set to the stack's table,
 locally through ``python -m gateway_local keys ...`` (which points it at the local stack). A new key is
@@ -26,7 +27,23 @@ def main(argv: list[str] | None = None) -> int:
         "webhook-secret", help="create or rotate a tenant's webhook signing secret and print it (shown once)"
     )
     secret.add_argument("--tenant", required=True)
+    email = commands.add_parser(
+        "set-email", help="set the address a tenant's `email: true` notifications go to"
+    )
+    email.add_argument("--tenant", required=True)
+    email.add_argument("--email", required=True)
     args = parser.parse_args(argv)
+
+    if args.command == "set-email":
+        from order_core.services.auth import set_tenant_email
+
+        try:
+            set_tenant_email(args.tenant, args.email, wiring.webhook_secrets())
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"order emails of tenant {args.tenant} go to {args.email}", file=sys.stderr)
+        return 0
 
     if args.command == "webhook-secret":
         from order_core.services.auth import rotate_webhook_secret

@@ -94,6 +94,8 @@ class Settings(BaseModel):
     webhook_dead_letter_queue_url: str = ""
     #: The API's public root (…/compute/ops) the links in webhook bodies are built from.
     webhook_base_url: str = ""
+    #: The verified SES sender of order emails (``email: true``); empty: emails are not sent (retried).
+    notification_email_sender: str = ""
     #: Connect and read timeout of one webhook call.
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
 

@@ -211,14 +211,17 @@ def webhook_secrets() -> WebhookSecretsRepository:
 
 @lru_cache(maxsize=1)
 def notify_service() -> NotifyService:
-    from order_core.adapters.webhooks import GuardedWebhookSender
+    from order_core.adapters.webhooks import GuardedWebhookSender, SesEmailSender
     from order_core.services.notify import NotifyService
 
     settings = get_settings()
     sender = GuardedWebhookSender(
         local_mode=settings.allow_http_downloads, timeout=settings.webhook_timeout_seconds
     )
-    return NotifyService(orders_repo(), sender, webhook_secrets(), download_links, settings.webhook_base_url)
+    email = SesEmailSender(settings.notification_email_sender) if settings.notification_email_sender else None
+    return NotifyService(
+        orders_repo(), sender, webhook_secrets(), download_links, settings.webhook_base_url, email=email
+    )
 
 
 @lru_cache(maxsize=1)

@@ -1,5 +1,5 @@
-"""A tenant's webhook over the local stack: the gateway calls a receiver on 127.0.0.1 once, signed, with its
-own order id and links, and Planet never sees the receiver's URL."""
+"""A tenant's notifications over the local stack: the gateway calls a receiver on 127.0.0.1 once, signed,
+with its own order id and links, emails the tenant's address (moto's SES), and Planet sees neither."""
 
 from __future__ import annotations
 
@@ -52,11 +52,11 @@ def receiver() -> Iterator[Receiver]:
     server.stop()
 
 
-def webhook_secret(stack: Any, tenant: str) -> str:
-    """The tenant's signing secret, made the way an operator makes one."""
+def keys_command(stack: Any, *args: str) -> str:
+    """`python -m gateway_local keys ...`, the way an operator runs it; its standard output."""
     env = {**os.environ, "LOCAL_STACK_STATE_DIR": str(stack.state_dir)}
     done = subprocess.run(
-        [sys.executable, "-m", "gateway_local", "keys", "webhook-secret", "--tenant", tenant],
+        [sys.executable, "-m", "gateway_local", "keys", *args],
         env=env,
         text=True,
         capture_output=True,
@@ -66,23 +66,31 @@ def webhook_secret(stack: Any, tenant: str) -> str:
     return done.stdout.strip()
 
 
-def test_order_with_per_order_webhook_calls_the_receiver_once_signed_with_our_id_and_planet_never_sees_it(
+def test_order_with_webhook_and_email_calls_the_receiver_once_signed_emails_the_tenant_planet_sees_neither(
     local_stack: Any, receiver: Receiver
 ) -> None:
     api = local_stack.api_url
     headers = {"Authorization": f"api-key {local_stack.outputs['api_key']}"}
-    secret = webhook_secret(local_stack, str(local_stack.outputs["tenant"]))
+    tenant = str(local_stack.outputs["tenant"])
+    secret = keys_command(local_stack, "webhook-secret", "--tenant", tenant)
+    keys_command(local_stack, "set-email", "--tenant", tenant, "--email", "ops@tenant.example.com")
+    ses = local_stack.client("ses")
+    emails_before = ses.get_send_quota()["SentLast24Hours"]
     request = json.loads((SEED / "create_scenes_direct.json").read_text())
-    request |= {"name": "webhook e2e", "notifications": {"webhook": {"url": receiver.url, "per_order": True}}}
+    notifications = {"email": True, "webhook": {"url": receiver.url, "per_order": True}}
+    request |= {"name": "webhook e2e", "notifications": notifications}
 
     created = requests.post(f"{api}/orders/v2", json=request, headers=headers, timeout=10)
     assert created.status_code == 202, created.text
     order_id = created.json()["id"]
 
     deadline = time.monotonic() + 180
-    while not receiver.calls and time.monotonic() < deadline:
+    while time.monotonic() < deadline and (
+        not receiver.calls or ses.get_send_quota()["SentLast24Hours"] == emails_before
+    ):
         time.sleep(0.5)
     assert receiver.calls, "the webhook was not called"
+    assert ses.get_send_quota()["SentLast24Hours"] == emails_before + 1, "the order's email was not sent"
     # Let any duplicate arrive: the order's GET shows it finished, and the notify queue drains in seconds.
     order = requests.get(f"{api}/orders/v2/{order_id}", headers=headers, timeout=10).json()
     time.sleep(5)

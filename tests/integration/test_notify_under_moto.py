@@ -60,13 +60,14 @@ def stack(aws_stack: AwsStack, monkeypatch: pytest.MonkeyPatch) -> AwsStack:
     return aws_stack
 
 
-def ended_order_with_webhook(stack: AwsStack, url: str) -> str:
-    """An order with a per-order webhook, ended by Finalize (it never reached Planet: rejected)."""
+def ended_order_with_webhook(stack: AwsStack, url: str | None, *, email: bool = False) -> str:
+    """An order with a per-order webhook (and email), ended by Finalize (it never reached Planet: failed)."""
     from order_core import wiring
 
-    body = load_event("planet/create_scenes_direct.json") | {
-        "notifications": {"webhook": {"url": url, "per_order": True}}
-    }
+    notifications: dict[str, Any] = {"email": email}
+    if url is not None:
+        notifications["webhook"] = {"url": url, "per_order": True}
+    body = load_event("planet/create_scenes_direct.json") | {"notifications": notifications}
     response = stack.invoke("ApiFunction", api_event("POST", "/compute/ops/orders/v2", body=json.dumps(body)))
     assert response["statusCode"] == 202, response
     order_id = str(json.loads(response["body"])["id"])
@@ -162,3 +163,28 @@ def test_webhook_secret_is_not_listed_as_an_api_key(stack: AwsStack) -> None:
 
     assert [r.tenant for r in wiring.api_key_service().all_keys()] == [TENANT]
     assert key.startswith("pgw_")
+
+
+def test_notify_email_goes_through_ses_to_the_tenants_address(
+    stack: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from order_core import wiring
+    from order_core.services.auth import set_tenant_email
+
+    ses = boto3.client("ses")
+    ses.verify_email_identity(EmailAddress="orders@gateway.example.com")
+    monkeypatch.setenv("NOTIFICATION_EMAIL_SENDER", "orders@gateway.example.com")
+    wiring.reset()
+    set_tenant_email(TENANT, "ops@tenant.example.com", wiring.webhook_secrets())
+    ended_order_with_webhook(stack, None, email=True)
+
+    messages = receive(stack)
+    assert [json.loads(m["Body"])["kind"] for m in messages] == ["email"]
+    assert notify(stack, messages) == {"batchItemFailures": []}
+
+    assert ses.get_send_quota()["SentLast24Hours"] == 1
+    from moto.ses.models import ses_backends  # what moto's SES "sent": who to, what
+
+    (sent,) = ses_backends["123456789012"]["us-east-1"].sent_messages
+    assert sent.destinations["ToAddresses"] == ["ops@tenant.example.com"]
+    assert sent.source == "orders@gateway.example.com" and "failed" in sent.subject

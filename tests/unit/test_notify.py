@@ -17,6 +17,7 @@ from order_core.adapters.webhooks import GuardedWebhookSender, split_credentials
 from order_core.errors import RetryLater
 from order_core.models.order import LandedFile, OrderRecord, Phase
 from order_core.models.planet import OrderRequest, OrderState
+from order_core.services.auth import set_tenant_email
 from order_core.services.finalize import FinalizeService
 from order_core.services.links import DownloadLinks
 from order_core.services.notify import (
@@ -87,18 +88,22 @@ class Sender:
 class Secrets:
     def __init__(self, secret: str | None = SECRET) -> None:
         self.secret = secret
+        self.email: str | None = None
 
     def secret_for(self, tenant: str) -> str | None:
         return self.secret
 
+    def email_for(self, tenant: str) -> str | None:
+        return self.email
+
 
 def service(
-    order: OrderRecord, sender: Sender, secrets: Secrets | None = None, base: str = BASE
+    order: OrderRecord, sender: Sender, secrets: Secrets | None = None, base: str = BASE, mailbox: Any = None
 ) -> NotifyService:
     store = InMemoryOrderStore([order])  # the ended order as NotifyFunction reads it
     links = DownloadLinks("token-signing-key-of-at-least-32-bytes")
     return NotifyService(
-        store, sender, secrets or Secrets(), lambda: links, base, clock=lambda: 1_700_000_000
+        store, sender, secrets or Secrets(), lambda: links, base, clock=lambda: 1_700_000_000, email=mailbox
     )
 
 
@@ -187,8 +192,65 @@ def test_order_without_landed_files_gets_one_call_even_without_per_order() -> No
     assert [m.kind for m in messages_for(record({"url": HOOK}))] == ["order"]
 
 
-def test_order_without_webhook_owes_no_call() -> None:
-    assert messages_for(record(None, email=True)) == []
+def test_order_without_webhook_or_email_owes_no_notification() -> None:
+    assert messages_for(record(None)) == []
+    assert messages_for(record(None, email=False)) == []
+
+
+# --- email ------------------------------------------------------------------------------------------------
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str]] = []
+
+    def send(self, to: str, subject: str, text: str) -> None:
+        self.sent.append((to, subject, text))
+
+
+def test_email_true_sends_one_email_to_the_tenants_address_with_our_id_never_planets() -> None:
+    order = record({"url": HOOK, "per_order": True}, email=True)
+    secrets, mailbox = Secrets(), Mailbox()
+    secrets.email = "ops@team-a.example"
+    notify = service(order, Sender(), secrets, mailbox=mailbox)
+
+    messages = messages_for(order)
+    for message in messages:
+        notify.deliver(message)
+
+    assert [m.kind for m in messages] == ["order", "email"]
+    ((to, subject, text),) = mailbox.sent
+    assert to == "ops@team-a.example"
+    assert "success" in subject
+    assert f"{BASE}/orders/v2/{order.order_id}" in text and UPSTREAM_ID not in text
+
+
+def test_email_is_not_sent_for_a_cancelled_order_as_planet_does_not() -> None:
+    order = record(None, email=True).model_copy(update={"state": OrderState.cancelled})
+
+    assert messages_for(order) == []
+
+
+def test_email_for_a_tenant_without_an_address_is_retried_and_nothing_is_sent() -> None:
+    order = record(None, email=True)
+    mailbox = Mailbox()
+
+    with pytest.raises(RetryLater, match="no notification email address"):
+        service(order, Sender(), Secrets(), mailbox=mailbox).deliver(messages_for(order)[0])
+    assert mailbox.sent == []
+
+
+@pytest.mark.parametrize("address", ["not-an-address", "a@b", "two@@example.com", "x" * 250 + "@example.com"])
+def test_set_tenant_email_refuses_what_is_not_an_address(address: str) -> None:
+    stored: list[tuple[str, str]] = []
+
+    class Store:
+        def put_email(self, tenant: str, value: str) -> None:
+            stored.append((tenant, value))
+
+    with pytest.raises(ValueError, match="not an email address"):
+        set_tenant_email("team-a", address, Store())
+    assert stored == []
 
 
 def test_finalize_queues_the_webhook_once_even_when_finalize_is_retried() -> None:

@@ -8,8 +8,10 @@ from typing import Any
 from order_core.adapters.aws import resource
 from order_core.models.tenancy import ApiKeyRecord
 
-#: Items of this table that are tenants' webhook secrets (adapters/webhooks.py SECRET_ITEM_PREFIX).
+#: Items of this table that are tenants' settings, not keys (adapters/webhooks.py): key hashes are hex.
 WEBHOOK_SECRET_PREFIX = "webhook-secret#"  # noqa: S105 - a key prefix, not a secret
+TENANT_EMAIL_PREFIX = "tenant-email#"
+_SETTING_PREFIXES = (WEBHOOK_SECRET_PREFIX, TENANT_EMAIL_PREFIX)
 
 
 class ApiKeysRepository:
@@ -30,8 +32,8 @@ class ApiKeysRepository:
         while True:
             page = self._table.scan(**kwargs)
             for item in page.get("Items", []):
-                if str(item.get("key_hash", "")).startswith(WEBHOOK_SECRET_PREFIX):
-                    continue  # a tenant's webhook secret (adapters/webhooks.py), not a key
+                if str(item.get("key_hash", "")).startswith(_SETTING_PREFIXES):
+                    continue  # a tenant's webhook secret or email address (adapters/webhooks.py), not a key
                 yield ApiKeyRecord.model_validate(item)
             if "LastEvaluatedKey" not in page:
                 return

@@ -9,7 +9,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
 
-from order_core.adapters.api_keys_repo import WEBHOOK_SECRET_PREFIX
+from order_core.adapters.api_keys_repo import TENANT_EMAIL_PREFIX, WEBHOOK_SECRET_PREFIX
 from order_core.adapters.aws import client, resource
 from order_core.adapters.downloads import DownloadPolicy, HostAllowList, Resolver, guarded_session
 from order_core.errors import DownloadRefused
@@ -125,3 +125,34 @@ class WebhookSecretsRepository:
     def secret_for(self, tenant: str) -> str | None:
         item = self._table.get_item(Key={"key_hash": SECRET_ITEM_PREFIX + tenant}).get("Item")
         return str(item["secret"]) if item else None
+
+    def put_email(self, tenant: str, address: str) -> None:
+        self._table.put_item(
+            Item={"key_hash": TENANT_EMAIL_PREFIX + tenant, "tenant": tenant, "email": address}
+        )
+
+    def email_for(self, tenant: str) -> str | None:
+        item = self._table.get_item(Key={"key_hash": TENANT_EMAIL_PREFIX + tenant}).get("Item")
+        return str(item["email"]) if item else None
+
+
+class SesEmailSender:
+    """Order emails through SES, from the operator's verified sender address."""
+
+    def __init__(self, sender: str, ses: Any = None) -> None:
+        self._sender = sender
+        self._ses = ses
+
+    def send(self, to: str, subject: str, text: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        ses = self._ses if self._ses is not None else client("ses")
+        try:
+            ses.send_email(
+                Source=self._sender,
+                Destination={"ToAddresses": [to]},
+                Message={"Subject": {"Data": subject}, "Body": {"Text": {"Data": text}}},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
+            raise WebhookFailed(f"email not sent: {code}") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import secrets
 from typing import Protocol
 
@@ -22,6 +23,21 @@ WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 
 class WebhookSecretStore(Protocol):
     def put(self, tenant: str, secret: str) -> None: ...
+
+
+class TenantEmailStore(Protocol):
+    def put_email(self, tenant: str, address: str) -> None: ...
+
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def set_tenant_email(tenant: str, address: str, store: TenantEmailStore) -> None:
+    """Where ``email: true`` notifications of ``tenant``'s orders go (never the operator's Planet account)."""
+    validate_tenant(tenant)
+    if len(address) > 254 or not _EMAIL.fullmatch(address):
+        raise ValueError(f"not an email address: {address!r}")
+    store.put_email(tenant, address)
 
 
 def rotate_webhook_secret(tenant: str, store: WebhookSecretStore) -> str:

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from order_core.errors import RetryLater
 from order_core.models.order import OrderRecord, Phase
+from order_core.models.planet import OrderState
 from order_core.observability import logger, metrics
 from order_core.ports import OrderStore
 from order_core.services.links import DownloadLinks
@@ -78,11 +79,12 @@ def verify_signature(
 
 
 class WebhookMessage(BaseModel):
-    """One queued webhook call: ids only (the URL, secret and body are read when it is sent)."""
+    """One queued notification: a webhook call (``order``, ``item``) or an ``email``. Ids only: the URL,
+    secret, address and body are read when it is sent."""
 
     order_id: str
     tenant: str
-    kind: Literal["order", "item"] = "order"
+    kind: Literal["order", "item", "email"] = "order"
     #: The landed file's path (as in the order's results) for an ``item`` call.
     path: str | None = None
 
@@ -99,21 +101,47 @@ def webhook_of(record: OrderRecord) -> dict[str, Any] | None:
     return webhook if isinstance(webhook, dict) and webhook.get("url") else None
 
 
+def wants_email(record: OrderRecord) -> bool:
+    notifications = record.request.get("notifications") or {}
+    return isinstance(notifications, dict) and notifications.get("email") is True
+
+
+#: Planet emails when an order reaches one of these states (not on cancel).
+EMAIL_STATES = frozenset({OrderState.success, OrderState.partial, OrderState.failed})
+
+
 def messages_for(record: OrderRecord) -> list[WebhookMessage]:
-    """The webhook calls an ended order owes its tenant.
+    """The notifications an ended order owes its tenant: webhook calls, then the email if asked for.
 
     ``per_order: true``: one call. Otherwise one per landed result file (manifest.json not counted), as
     Planet calls once per delivered item; an order with no landed file (failed, cancelled, or delivered by
     Planet to a cloud destination) still gets one call, for the order.
     """
+    base = {"order_id": record.order_id, "tenant": record.tenant}
+    email = (
+        [WebhookMessage(**base, kind="email")] if wants_email(record) and record.state in EMAIL_STATES else []
+    )
     webhook = webhook_of(record)
     if webhook is None:
-        return []
-    base = {"order_id": record.order_id, "tenant": record.tenant}
+        return email
     files = [item.path for item in record.results if item.path != MANIFEST]
     if webhook.get("per_order") or not files:
-        return [WebhookMessage(**base)]
-    return [WebhookMessage(**base, kind="item", path=path) for path in files]
+        return [WebhookMessage(**base), *email]
+    return [*(WebhookMessage(**base, kind="item", path=path) for path in files), *email]
+
+
+def email_text(record: OrderRecord, base_url: str) -> tuple[str, str]:
+    """Subject and plain-text body of an order's email: our id, state and link, never Planet's."""
+    subject = f"Order {record.name!r} {record.state.value}"
+    lines = [
+        f"Your order {record.name!r} ({record.order_id}) is {record.state.value}: {record.last_message}.",
+        "",
+        f"Order: {base_url}/orders/v2/{record.order_id}",
+        "GET it with your API key for its results and fresh download links.",
+    ]
+    if record.error_hints:
+        lines += ["", "Hints:", *(f"- {hint}" for hint in record.error_hints)]
+    return subject[:200], "\n".join(lines)
 
 
 def webhook_body(record: OrderRecord, message: WebhookMessage, base_url: str, links: DownloadLinks) -> bytes:
@@ -165,6 +193,14 @@ class WebhookSender(Protocol):
 class WebhookSecrets(Protocol):
     def secret_for(self, tenant: str) -> str | None: ...
 
+    def email_for(self, tenant: str) -> str | None: ...
+
+
+class EmailSender(Protocol):
+    def send(self, to: str, subject: str, text: str) -> None:
+        """Send one email; raise WebhookFailed when it could not be sent now."""
+        ...
+
 
 class NotifyService:
     def __init__(
@@ -177,7 +213,9 @@ class NotifyService:
         *,
         delays: list[int] | None = None,
         clock: Callable[[], float] = time.time,
+        email: EmailSender | None = None,
     ) -> None:
+        self._email = email
         self._repo = repo
         self._sender = sender
         self._secrets = secrets
@@ -193,6 +231,8 @@ class NotifyService:
         when the target may never be called.
         """
         record = self._repo.get(message.order_id)
+        if message.kind == "email" and record is not None and record.tenant == message.tenant:
+            return self._send_email(record, receive_count)
         webhook = webhook_of(record) if record is not None and record.tenant == message.tenant else None
         if record is None or webhook is None:
             logger.warning(
@@ -227,6 +267,26 @@ class NotifyService:
             logger.info("webhook delivered", extra={"order_id": record.order_id, "kind": message.kind})
             return True
         raise self._retry(receive_count, f"the webhook answered {status}")
+
+    def _send_email(self, record: OrderRecord, receive_count: int) -> bool:
+        """The order's email to the tenant's own address (a tenant setting), never Planet's account."""
+        if record.phase is not Phase.FINALIZED:
+            raise RetryLater(NOT_FINALIZED_WAIT_SECONDS, "the order's outcome is not recorded yet")
+        if self._email is None:
+            raise self._retry(receive_count, "email is not configured (NotificationEmailSender)")
+        if not self._base_url:
+            raise self._retry(receive_count, "the gateway's public base URL (PublicBaseUrl) is not set")
+        address = self._secrets.email_for(record.tenant)
+        if not address:
+            raise self._retry(receive_count, "the tenant has no notification email address")
+        subject, text = email_text(record, self._base_url)
+        try:
+            self._email.send(address, subject, text)
+        except WebhookFailed as exc:
+            raise self._retry(receive_count, str(exc)) from exc
+        metrics.add_metric(name="EmailsSent", unit="Count", value=1)
+        logger.info("order email sent", extra={"order_id": record.order_id})
+        return True
 
     def _retry(self, receive_count: int, reason: str) -> RetryLater:
         index = max(0, min(receive_count - 1, len(self._delays) - 1))
