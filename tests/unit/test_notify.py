@@ -253,7 +253,7 @@ def test_set_tenant_email_refuses_what_is_not_an_address(address: str) -> None:
     assert stored == []
 
 
-def test_finalize_queues_the_webhook_once_even_when_finalize_is_retried() -> None:
+def test_finalize_queues_the_call_after_recording_the_outcome_and_a_retry_reuses_its_delivery_id() -> None:
     store = InMemoryOrderStore()
     order = new_record(
         OrderRequest.model_validate(
@@ -262,17 +262,26 @@ def test_finalize_queues_the_webhook_once_even_when_finalize_is_retried() -> Non
         "team-a",
     )
     store.create(order)
-    queued: list[WebhookMessage] = []
+    queued: list[tuple[WebhookMessage, Phase | None]] = []
+    published: list[Any] = []
+
+    def queue(messages: Any) -> None:
+        current = store.get(order.order_id)
+        queued.extend((m, current.phase if current else None) for m in messages)
 
     class Events:
         def publish(self, event: Any) -> str:
+            published.append(event)
             return "id"
 
-    finalizer = FinalizeService(store, Events(), "results", webhooks=queued.extend)  # type: ignore[arg-type]
+    finalizer = FinalizeService(store, Events(), "results", webhooks=queue)  # type: ignore[arg-type]
     finalizer.finalize(order.order_id, upstream_state=None)
-    finalizer.finalize(order.order_id, upstream_state=None)
+    first = list(queued)
+    finalizer.finalize(order.order_id, upstream_state=None)  # Step Functions retried it
 
-    assert [(m.order_id, m.kind) for m in queued] == [(order.order_id, "order")]
+    assert [(m.kind, phase) for m, phase in first] == [("order", Phase.FINALIZED)]
+    assert {m.delivery_id for m, _phase in queued} == {first[0][0].delivery_id}
+    assert len(published) == 1
 
 
 # --- retries ----------------------------------------------------------------------------------------------
@@ -299,14 +308,14 @@ def test_failed_call_is_retried_after_the_backoff_for_its_attempt(failure: int |
     assert retry.value.seconds == retry_delays()[2]
 
 
-def test_call_queued_before_the_outcome_is_recorded_waits_briefly_and_sends_nothing() -> None:
+def test_call_for_an_order_whose_outcome_is_not_recorded_is_retried_and_sends_nothing() -> None:
     order = record({"url": HOOK, "per_order": True}).model_copy(update={"phase": Phase.DELIVERING})
     sender = Sender()
 
     with pytest.raises(RetryLater) as retry:
         service(order, sender).deliver(messages_for(order)[0], receive_count=1)
 
-    assert retry.value.seconds < retry_delays()[0]
+    assert retry.value.seconds == retry_delays()[0]
     assert sender.calls == []
 
 

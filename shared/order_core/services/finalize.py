@@ -98,7 +98,11 @@ class FinalizeService:
         bind_order(record.order_id, record.tenant)
         if record.phase is Phase.FINALIZED:
             if record.event_published_at is not None:
-                return record.state  # a retried Finalize: the event went out already
+                # A retried Finalize: the event went out already. The tenant's notifications are queued
+                # again, in case the last try stopped between its write and its queueing (same delivery
+                # ids: receivers deduplicate).
+                self._notify(record)
+                return record.state
             # Finalized by a racing finalizer whose publish then failed: publish what is recorded.
             state, message, hints = record.state, record.last_message, list(record.error_hints)
         else:
@@ -109,23 +113,26 @@ class FinalizeService:
             # Claim the right to publish with a conditional write: a retry never publishes twice.
             if self._repo.claim_completion_event(order_id, now) is not None:
                 try:
-                    # The tenant's webhook calls, queued under the same claim: once per order (a publish
-                    # that fails after this re-queues them with the same delivery ids, for receivers to
-                    # deduplicate). NotifyFunction makes the calls, off the workflow's path.
-                    if self._webhooks is not None:
-                        enqueue_all(self._webhooks, record.model_copy(update={"state": state}))
                     self._events.publish(event)
                 except Exception:
                     self._repo.release_completion_event(order_id)
                     raise
         if record.phase is Phase.FINALIZED:
             return state
-        if self._repo.finalize(order_id, state=state, last_message=message, hints=hints, at=now) is None:
+        finalized = self._repo.finalize(order_id, state=state, last_message=message, hints=hints, at=now)
+        if finalized is None:
             current = self._repo.get(order_id)  # a racing finalizer recorded it first: its outcome stands
             return current.state if current is not None else state
+        self._notify(finalized)
         logger.info("order finalized", extra={"state": state.value})
         metrics.add_metric(name=f"Orders{state.value.capitalize()}", unit="Count", value=1)
         return state
+
+    def _notify(self, record: OrderRecord) -> None:
+        """Queue the tenant's webhook calls and email (services/notify.py) for the finalized ``record``:
+        after the outcome is recorded, so every call shows it. NotifyFunction sends them, off this path."""
+        if self._webhooks is not None:
+            enqueue_all(self._webhooks, record)
 
     def _event(self, record: OrderRecord, state: OrderState, hints: list[str], now: Any) -> CompletionEvent:
         return CompletionEvent(

@@ -38,8 +38,6 @@ EVENT_HEADER = "X-Gateway-Event"
 DEFAULT_TOLERANCE_SECONDS = 300
 _DELIVERY_NAMESPACE = uuid.UUID("5d0f7a52-8f0e-4a44-9b53-2f3f5a3c9e01")
 MANIFEST = "manifest.json"
-#: How long a call waits when its order's outcome is not recorded yet (Finalize queues it just before).
-NOT_FINALIZED_WAIT_SECONDS = 5
 
 
 # --- signing -----------------------------------------------------------------------------------------------
@@ -225,7 +223,8 @@ class NotifyService:
         self._clock = clock
 
     def deliver(self, message: WebhookMessage, receive_count: int = 1) -> bool:
-        """Call the tenant's webhook once. True when delivered, False when there is nothing to deliver.
+        """Call the tenant's webhook (or send the email) once. True when sent, False when there is nothing
+        to send.
 
         Raises RetryLater (with the wait before the next attempt) when the call failed; WebhookRefused
         when the target may never be called.
@@ -239,10 +238,8 @@ class NotifyService:
                 "webhook message for an order without a webhook", extra={"order_id": message.order_id}
             )
             return False
-        if record.phase is not Phase.FINALIZED:
-            # Finalize queues the call just before it records the outcome: wait for the record, so the body
-            # shows the order's terminal state. A short wait, whatever the attempt.
-            raise RetryLater(NOT_FINALIZED_WAIT_SECONDS, "the order's outcome is not recorded yet")
+        if record.phase is not Phase.FINALIZED:  # Finalize queues after its write: not expected
+            raise self._retry(receive_count, "the order's outcome is not recorded yet")
         if not self._base_url:
             raise self._retry(receive_count, "the gateway's public base URL (PublicBaseUrl) is not set")
         secret = self._secrets.secret_for(record.tenant)
@@ -271,7 +268,7 @@ class NotifyService:
     def _send_email(self, record: OrderRecord, receive_count: int) -> bool:
         """The order's email to the tenant's own address (a tenant setting), never Planet's account."""
         if record.phase is not Phase.FINALIZED:
-            raise RetryLater(NOT_FINALIZED_WAIT_SECONDS, "the order's outcome is not recorded yet")
+            raise self._retry(receive_count, "the order's outcome is not recorded yet")
         if self._email is None:
             raise self._retry(receive_count, "email is not configured (NotificationEmailSender)")
         if not self._base_url:
