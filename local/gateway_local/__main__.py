@@ -31,8 +31,15 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "reset", help="forget the state `up` keeps between runs (orders, keys, files); refused while it runs"
     )
-    keys = commands.add_parser("keys", help="create, list or revoke API keys of the running local stack")
-    keys.add_argument("keys_args", nargs=argparse.REMAINDER, help="create --tenant T | list | revoke KEY_ID")
+    keys = commands.add_parser("keys", help="API keys and tenant settings of the running local stack")
+    keys.add_argument(
+        "keys_args",
+        nargs=argparse.REMAINDER,
+        help=(
+            "create --tenant T | list | revoke KEY_ID | webhook-secret --tenant T | "
+            "set-email --tenant T --email E"
+        ),
+    )
     events = commands.add_parser("events", help="replay a completion event of the running local stack")
     events.add_argument("events_args", nargs=argparse.REMAINDER, help="replay ORDER_ID")
     args = parser.parse_args(argv)

@@ -56,6 +56,8 @@ _LOCAL_DEFAULTS = {
     "POLL_DEADLINE_SECONDS": "3600",
     # Tracer would try to reach an X-Ray daemon; metrics stay on (EMF lines on stderr, as in CloudWatch).
     "POWERTOOLS_TRACE_DISABLED": "true",
+    # Order emails (`notifications.email`) go through moto's SES, from this address (verified at start).
+    "NOTIFICATION_EMAIL_SENDER": "orders@gateway.local",
 }
 
 # A profile or session token from the developer's shell would override the dummy credentials, and a
@@ -198,6 +200,9 @@ class LocalStack:
             ),
         )
         self.resources = provisioner.provision()
+        sender = self._setting_overrides.get("NOTIFICATION_EMAIL_SENDER")
+        if sender:
+            self.client("ses").verify_email_identity(EmailAddress=sender)
         for spec in self.resources.functions.values():
             self.lambdas.add(spec)
         topics = [attrs["Ref"] for attrs in self.resources.of_type("AWS::SNS::Topic").values()]
@@ -223,6 +228,12 @@ class LocalStack:
         self._api = ApiFront(self.resources.api_routes, self._invoke_api, HOST, self._ports["api"], docs)
         self._api.start()
         self._ports["api"] = self._api.port
+        if not os.environ.get("WEBHOOK_BASE_URL"):
+            # Links in webhook bodies point at this API (in AWS: the template's PublicBaseUrl parameter).
+            from order_core.config import get_settings
+
+            self._save_and_set("WEBHOOK_BASE_URL", f"http://{HOST}:{self._api.port}/compute/ops")
+            get_settings.cache_clear()
         self.outputs = self._build_outputs(planet_url, completion_queue_url, provisioner.resolve_outputs())
         self._write_outputs()
 

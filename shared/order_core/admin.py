@@ -62,7 +62,43 @@ def keys(argv: list[str]) -> int:
     commands.add_parser("list", help="list keys: id, tenant, label, created, revoked")
     revoke = commands.add_parser("revoke", help="revoke a key by its id (the first characters, as listed)")
     revoke.add_argument("key_id")
+    secret = commands.add_parser(
+        "webhook-secret", help="create or rotate a tenant's webhook signing secret and print it (shown once)"
+    )
+    secret.add_argument("--tenant", required=True)
+    email = commands.add_parser(
+        "set-email", help="set the address a tenant's `email: true` notifications go to"
+    )
+    email.add_argument("--tenant", required=True)
+    email.add_argument("--email", required=True)
     args = parser.parse_args(argv)
+
+    if args.command == "set-email":
+        from order_core.services.auth import set_tenant_email
+
+        try:
+            set_tenant_email(args.tenant, args.email, wiring.webhook_secrets())
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"order emails of tenant {args.tenant} go to {args.email}", file=sys.stderr)
+        return 0
+
+    if args.command == "webhook-secret":
+        from order_core.services.auth import rotate_webhook_secret
+
+        try:
+            value = rotate_webhook_secret(args.tenant, wiring.webhook_secrets())
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(value)
+        print(
+            f"webhook secret of tenant {args.tenant} set (any previous one no longer signs); "
+            "store it now, it is not shown again",
+            file=sys.stderr,
+        )
+        return 0
 
     service = wiring.api_key_service()
     if args.command == "create":

@@ -88,6 +88,17 @@ class Settings(BaseModel):
     #: them. Longer than a submit retry's longest wait (900 s) plus a function's run.
     reconcile_min_age_seconds: int = Field(default=1800, ge=0)
 
+    # --- tenants' webhooks (services/notify.py) ---
+    #: Where Finalize queues webhook calls; empty: no webhook is called (the template always sets it).
+    webhook_queue_url: str = ""
+    webhook_dead_letter_queue_url: str = ""
+    #: The API's public root (…/compute/ops) the links in webhook bodies are built from.
+    webhook_base_url: str = ""
+    #: The verified SES sender of order emails (``email: true``); empty: emails are not sent (retried).
+    notification_email_sender: str = ""
+    #: Connect and read timeout of one webhook call.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+
     @property
     def allowed_download_hosts(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.download_allowed_hosts.split(",") if h.strip())

@@ -16,11 +16,13 @@ if TYPE_CHECKING:
     from order_core.adapters.orders_repo import OrdersRepository
     from order_core.adapters.planet_client import PlanetClient
     from order_core.adapters.storage import ResultsStore
+    from order_core.adapters.webhooks import WebhookQueue, WebhookSecretsRepository
     from order_core.services.auth import ApiKeyService
     from order_core.services.bundles import BundlesSpecSource
     from order_core.services.finalize import FinalizeService
     from order_core.services.landing import LandingService
     from order_core.services.links import DownloadLinks
+    from order_core.services.notify import NotifyService
     from order_core.services.orders import OrderService
     from order_core.services.poll import PollService
     from order_core.services.reconcile import ReconcileService
@@ -185,7 +187,40 @@ def finalize_service() -> FinalizeService:
 
     settings = get_settings()
     return FinalizeService(
-        orders_repo(), CompletionEvents(settings.completion_topic_arn), settings.results_bucket
+        orders_repo(),
+        CompletionEvents(settings.completion_topic_arn),
+        settings.results_bucket,
+        webhooks=webhook_queue().send if settings.webhook_queue_url else None,
+    )
+
+
+@lru_cache(maxsize=1)
+def webhook_queue() -> WebhookQueue:
+    from order_core.adapters.webhooks import WebhookQueue
+
+    settings = get_settings()
+    return WebhookQueue(settings.webhook_queue_url, settings.webhook_dead_letter_queue_url)
+
+
+@lru_cache(maxsize=1)
+def webhook_secrets() -> WebhookSecretsRepository:
+    from order_core.adapters.webhooks import WebhookSecretsRepository
+
+    return WebhookSecretsRepository(get_settings().api_keys_table)
+
+
+@lru_cache(maxsize=1)
+def notify_service() -> NotifyService:
+    from order_core.adapters.webhooks import GuardedWebhookSender, SesEmailSender
+    from order_core.services.notify import NotifyService
+
+    settings = get_settings()
+    sender = GuardedWebhookSender(
+        local_mode=settings.allow_http_downloads, timeout=settings.webhook_timeout_seconds
+    )
+    email = SesEmailSender(settings.notification_email_sender) if settings.notification_email_sender else None
+    return NotifyService(
+        orders_repo(), sender, webhook_secrets(), download_links, settings.webhook_base_url, email=email
     )
 
 
@@ -219,6 +254,9 @@ def reset() -> None:
         landing_service,
         finalize_service,
         reconcile_service,
+        webhook_queue,
+        webhook_secrets,
+        notify_service,
         get_settings,
     ):
         factory.cache_clear()

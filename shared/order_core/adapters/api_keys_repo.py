@@ -8,6 +8,11 @@ from typing import Any
 from order_core.adapters.aws import resource
 from order_core.models.tenancy import ApiKeyRecord
 
+#: Items of this table that are tenants' settings, not keys (adapters/webhooks.py): key hashes are hex.
+WEBHOOK_SECRET_PREFIX = "webhook-secret#"  # noqa: S105 - a key prefix, not a secret
+TENANT_EMAIL_PREFIX = "tenant-email#"
+_SETTING_PREFIXES = (WEBHOOK_SECRET_PREFIX, TENANT_EMAIL_PREFIX)
+
 
 class ApiKeysRepository:
     def __init__(self, table_name: str, table: Any = None) -> None:
@@ -27,6 +32,8 @@ class ApiKeysRepository:
         while True:
             page = self._table.scan(**kwargs)
             for item in page.get("Items", []):
+                if str(item.get("key_hash", "")).startswith(_SETTING_PREFIXES):
+                    continue  # a tenant's webhook secret or email address (adapters/webhooks.py), not a key
                 yield ApiKeyRecord.model_validate(item)
             if "LastEvaluatedKey" not in page:
                 return

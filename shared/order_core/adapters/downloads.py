@@ -59,16 +59,24 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class HostAllowList:
-    """Exact host names, or ``*.example.com`` for any subdomain of example.com (not example.com itself)."""
+    """Exact host names, or ``*.example.com`` for any subdomain of example.com (not example.com itself).
+
+    ``*`` alone allows every host name (a tenant's webhook): the address checks still apply to each.
+    """
 
     def __init__(self, hosts: Iterable[str]) -> None:
         cleaned = [h.strip().lower().rstrip(".") for h in hosts if h.strip()]
+        self._any = "*" in cleaned
         self._exact = frozenset(h for h in cleaned if not h.startswith("*."))
         self._suffixes = tuple(h[1:] for h in cleaned if h.startswith("*."))
 
     def allows(self, host: str) -> bool:
         host = host.lower().rstrip(".")
-        return host in self._exact or any(host.endswith(s) and len(host) > len(s) for s in self._suffixes)
+        return (
+            self._any
+            or host in self._exact
+            or any(host.endswith(s) and len(host) > len(s) for s in self._suffixes)
+        )
 
     def __repr__(self) -> str:
         return f"HostAllowList({sorted(self._exact) + ['*' + s for s in self._suffixes]})"

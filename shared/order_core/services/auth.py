@@ -9,13 +9,43 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import secrets
+from typing import Protocol
 
 from order_core.adapters.api_keys_repo import ApiKeysRepository
 from order_core.errors import Unauthorized as Unauthorized
 from order_core.models.tenancy import ApiKeyRecord, validate_tenant
 
 KEY_PREFIX = "pgw_"
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
+
+
+class WebhookSecretStore(Protocol):
+    def put(self, tenant: str, secret: str) -> None: ...
+
+
+class TenantEmailStore(Protocol):
+    def put_email(self, tenant: str, address: str) -> None: ...
+
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def set_tenant_email(tenant: str, address: str, store: TenantEmailStore) -> None:
+    """Where ``email: true`` notifications of ``tenant``'s orders go (never the operator's Planet account)."""
+    validate_tenant(tenant)
+    if len(address) > 254 or not _EMAIL.fullmatch(address):
+        raise ValueError(f"not an email address: {address!r}")
+    store.put_email(tenant, address)
+
+
+def rotate_webhook_secret(tenant: str, store: WebhookSecretStore) -> str:
+    """A new signing secret for ``tenant``'s webhooks, replacing any previous one; shown once."""
+    validate_tenant(tenant)
+    secret = WEBHOOK_SECRET_PREFIX + secrets.token_urlsafe(32)
+    store.put(tenant, secret)
+    return secret
 
 
 def hash_key(key: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from order_core.models.order import CompletionEvent, LandedFile, OrderRecord, Ph
 from order_core.models.planet import OrderState
 from order_core.observability import bind_order, logger, metrics
 from order_core.ports import OrderStore
+from order_core.services.notify import WebhookMessage, enqueue_all
 
 MANIFEST = "manifest.json"
 _EVENT_NAMESPACE = uuid.UUID("0b7f8f0e-3c57-4d0b-8f5e-6a9a4d3e2c11")
@@ -92,10 +94,18 @@ def completion_event(
 
 
 class FinalizeService:
-    def __init__(self, repo: OrderStore, events: CompletionEvents, bucket: str) -> None:
+    def __init__(
+        self,
+        repo: OrderStore,
+        events: CompletionEvents,
+        bucket: str,
+        *,
+        webhooks: Callable[[Iterable[WebhookMessage]], None] | None = None,
+    ) -> None:
         self._repo = repo
         self._events = events
         self._bucket = bucket
+        self._webhooks = webhooks
 
     def finalize(
         self,
@@ -111,7 +121,11 @@ class FinalizeService:
         bind_order(record.order_id, record.tenant)
         if record.phase is Phase.FINALIZED:
             if record.event_published_at is not None:
-                return record.state  # a retried Finalize: the event went out already
+                # A retried Finalize: the event went out already. The tenant's notifications are queued
+                # again, in case the last try stopped between its write and its queueing (same delivery
+                # ids: receivers deduplicate).
+                self._notify(record)
+                return record.state
             # Finalized by a racing finalizer whose publish then failed: publish what is recorded.
             state, message, hints = record.state, record.last_message, list(record.error_hints)
         else:
@@ -128,9 +142,11 @@ class FinalizeService:
                     raise
         if record.phase is Phase.FINALIZED:
             return state
-        if self._repo.finalize(order_id, state=state, last_message=message, hints=hints, at=now) is None:
+        finalized = self._repo.finalize(order_id, state=state, last_message=message, hints=hints, at=now)
+        if finalized is None:
             current = self._repo.get(order_id)  # a racing finalizer recorded it first: its outcome stands
             return current.state if current is not None else state
+        self._notify(finalized)
         logger.info("order finalized", extra={"state": state.value})
         metrics.add_metric(name=f"Orders{state.value.capitalize()}", unit="Count", value=1)
         return state
@@ -156,3 +172,9 @@ class FinalizeService:
         self._events.publish(event, replay=True)
         logger.info("completion event replayed", extra={"order_id": order_id, "state": record.state.value})
         return event
+
+    def _notify(self, record: OrderRecord) -> None:
+        """Queue the tenant's webhook calls and email (services/notify.py) for the finalized ``record``:
+        after the outcome is recorded, so every call shows it. NotifyFunction sends them, off this path."""
+        if self._webhooks is not None:
+            enqueue_all(self._webhooks, record)

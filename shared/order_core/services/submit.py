@@ -108,8 +108,13 @@ def upstream_marker(order_id: str) -> str:
 
 
 def upstream_request(record: OrderRecord) -> dict[str, object]:
-    """The request sent to Planet: the client's own, with a marker in the name for reconciliation."""
-    return {**record.request, "name": f"{record.name} {upstream_marker(record.order_id)}"}
+    """The request sent to Planet: the client's own, with a marker in the name for reconciliation.
+
+    ``notifications`` never reaches Planet: Planet would call the tenant's webhook with its own order id and
+    download tokens and email the operator's account. The gateway delivers them itself (services/notify.py).
+    """
+    request = {key: value for key, value in record.request.items() if key != "notifications"}
+    return {**request, "name": f"{record.name} {upstream_marker(record.order_id)}"}
 
 
 class SubmitService:
