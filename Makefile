@@ -10,7 +10,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 
 
 .PHONY: help venv up demo test unit integration statemachine e2e fake-tests lint format typecheck validate clean
-.PHONY: openapi fuzz bench-cold-start bench-landing bench-landing-memory
+.PHONY: openapi fuzz fuzz-orders bench-cold-start bench-landing bench-landing-memory
 
 help:
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -48,6 +48,8 @@ openapi: venv ## regenerate docs/openapi.json from ApiFunction's routes (a unit 
 	$(PY) -m gateway_local.openapi
 fuzz: venv ## schemathesis from docs/openapi.json against a local stack (part of make test; FUZZ_EXAMPLES=500 digs deeper)
 	$(PY) -m pytest tests/e2e/test_fuzz_api.py
+fuzz-orders: venv ## generated orders (Hypothesis, from the fake's bundles table) end to end through a local stack; EXAMPLES=500 digs deeper
+	$(if $(EXAMPLES),EXAMPLES=$(EXAMPLES)) $(PY) -m pytest tests/e2e/test_generated_orders.py
 bench-cold-start: venv ## ApiFunction import + first GET in fresh processes vs a typical handler; updates benchmarks/RESULTS.md
 	$(PY) benchmarks/cold_start.py --write $(if $(RUNS),--runs $(RUNS))
 
