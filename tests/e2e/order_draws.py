@@ -39,15 +39,16 @@ class Drawn:
     requested: list[str] = field(default_factory=list)
     #: item id -> the bundle it is delivered with when that is a fallback.
     fallbacks: dict[str, str] = field(default_factory=dict)
+    #: A basemaps product cut by a geometry whose mosaic does not fail (its quads, chosen upstream, land).
+    geometry_delivers: bool = False
 
     @property
     def expected_state(self) -> str:
         if not self.failing:
             return "success"
         partial = self.body.get("order_type") == "partial"
-        everything = set(self.failing) >= set(self.requested) and bool(self.requested)
-        geometry_only = not self.requested
-        return "partial" if partial and not everything and not geometry_only else "failed"
+        delivers_some = bool(set(self.requested) - set(self.failing)) or self.geometry_delivers
+        return "partial" if partial and delivers_some else "failed"
 
     @property
     def represented(self) -> list[str]:
@@ -239,6 +240,8 @@ def basemaps_orders(draw: st.DrawFn) -> Drawn:
             products.append({"mosaic_name": mosaic, "geometry": draw(aois())})
             if failing_mosaic:
                 drawn.failing.append(mosaic)
+            else:
+                drawn.geometry_delivers = True
     drawn.body["products"] = products
     _common(draw, drawn, "basemaps", anchors=[])
     return drawn
