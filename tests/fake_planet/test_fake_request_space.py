@@ -7,9 +7,11 @@ import hashlib
 import io
 import json
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pystac
 import pytest
 import requests
 from planet import specs
@@ -292,6 +294,7 @@ def test_stac_metadata_adds_item_collection_and_catalog_documents(api: PlanetApi
     assert {"catalog.json", "PSScene/collection.json", f"PSScene/{SCENE}.json"} <= paths
     stac_item = fetch(results_by_path(order)[f"PSScene/{SCENE}.json"]["location"]).json()
     assert stac_item["stac_version"] == "1.0.0" and stac_item["id"] == SCENE
+    assert pystac.Item.from_dict(stac_item).datetime == datetime(2022, 3, 4, tzinfo=UTC)  # a valid STAC Item
     assert stac_item["assets"]["ortho_udm2"]["href"] == f"./{SCENE}_3B_udm2.tif"
     assert {f["path"] for f in _manifest(order)["files"]} == paths
 
