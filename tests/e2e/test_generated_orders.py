@@ -27,12 +27,15 @@ import math
 import os
 from typing import Any
 
+import pystac
 import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 from order_checks import (
     CompletionEvents,
     Gateway,
+    S3StacIO,
+    bucket_name,
     hints_name,
     open_catalog,
     planet_side,
@@ -117,6 +120,16 @@ def check_order(
             problems.append(f"STAC catalog: {exc}")
     else:
         problems.append("delivery.json names no STAC catalog")
+    if "catalog.json" in planet.files:  # Planet's own STAC delivery (metadata.stac, not zipped)
+        try:
+            theirs = pystac.Catalog.from_file(
+                f"s3://{bucket_name(stack)}/{landed.prefix}catalog.json", stac_io=S3StacIO(stack.client("s3"))
+            )
+            stac_ids = {item.id for item in theirs.get_items(recursive=True)}
+            if not stac_ids or not stac_ids <= set(drawn.requested):
+                problems.append(f"Planet's STAC catalog lists {sorted(stac_ids)}")
+        except pystac.STACError as exc:
+            problems.append(f"Planet's STAC catalog does not open: {exc}")
     return problems
 
 
