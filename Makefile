@@ -9,8 +9,8 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
 
-.PHONY: help venv up demo test unit integration statemachine e2e fake-tests lint format typecheck validate clean
-.PHONY: openapi fuzz fuzz-orders bench-cold-start bench-landing bench-landing-memory
+.PHONY: help venv up clean-state demo test unit integration statemachine e2e fake-tests lint format typecheck validate clean
+.PHONY: openapi event-schema fuzz fuzz-orders chaos bench-cold-start bench-landing bench-landing-memory
 
 help:
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,6 +26,9 @@ venv: $(VENV)/.installed ## create .venv and install the project with its dev to
 
 up: venv ## run the whole service locally in the foreground (API :8000, AWS :5000, fake Planet :8001)
 	$(PY) -m gateway_local up
+
+clean-state: ## forget what `make up` keeps between runs (orders, keys, landed files, the fake's orders)
+	$(PY) -m gateway_local reset
 
 demo: venv ## start the local stack, run the seed document's orders end to end, print what landed
 	$(PY) -m gateway_local demo
@@ -46,10 +49,14 @@ e2e: venv
 
 openapi: venv ## regenerate docs/openapi.json from ApiFunction's routes (a unit test fails while it is stale)
 	$(PY) -m gateway_local.openapi
+event-schema: venv ## regenerate docs/events/ (completion event JSON Schema, AsyncAPI, examples) from its model
+	$(PY) -m gateway_local.event_schema
 fuzz: venv ## schemathesis from docs/openapi.json against a local stack (part of make test; FUZZ_EXAMPLES=500 digs deeper)
 	$(PY) -m pytest tests/e2e/test_fuzz_api.py
 fuzz-orders: venv ## generated orders (Hypothesis, from the fake's bundles table) end to end through a local stack; EXAMPLES=500 digs deeper
 	$(if $(EXAMPLES),EXAMPLES=$(EXAMPLES)) $(PY) -m pytest tests/e2e/test_generated_orders.py
+chaos: venv ## every upstream op x every fault kind, duplicates, hostile producers on a local stack; prints a table (CI; make test runs a subset)
+	CHAOS_FULL=1 $(PY) -m pytest tests/chaos
 bench-cold-start: venv ## ApiFunction import + first GET in fresh processes vs a typical handler; updates benchmarks/RESULTS.md
 	$(PY) benchmarks/cold_start.py --write $(if $(RUNS),--runs $(RUNS))
 

@@ -21,16 +21,22 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from order_core import wiring
 from order_core.config import get_settings
-from order_core.errors import InvalidDownloadToken, OrderNotFound
-from order_core.models.planet import MAX_ORDER_BYTES, OrderRequest, invalid_json_body, planet_error_body
-from order_core.observability import logger, metrics, tracer
-from order_core.services.auth import Unauthorized
-from order_core.services.idempotency import (
-    MAX_KEY_LENGTH,
+from order_core.errors import (
+    BodyTooLarge,
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
+    InvalidBody,
+    InvalidDownloadToken,
     InvalidIdempotencyKey,
+    NotCancellable,
+    OrderNotFound,
+    PlanetBusy,
+    Unauthorized,
 )
+from order_core.models.api import Message
+from order_core.models.planet import MAX_ORDER_BYTES, OrderRequest, invalid_json_body, planet_error_body
+from order_core.observability import logger, metrics, tracer
+from order_core.services.idempotency import MAX_KEY_LENGTH
 from order_core.services.listing import (
     MAX_PAGE_SIZE,
     SORT_FIELDS,
@@ -40,7 +46,7 @@ from order_core.services.listing import (
     page,
     parse_query,
 )
-from order_core.services.orders import NotCancellable, PlanetBusy, order_view
+from order_core.services.orders import order_view
 from pydantic import ValidationError
 
 if TYPE_CHECKING:
@@ -167,22 +173,7 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
 
 
 def _message(status: int, message: str) -> Response:
-    return _json(status, {"message": message})
-
-
-class InvalidBody(Exception):
-    """The body is not JSON we accept; ``body`` is Planet's 400 body saying why."""
-
-    def __init__(self, body: dict[str, Any]) -> None:
-        super().__init__(body)
-        self.body = body
-
-
-class BodyTooLarge(Exception):
-    """413: a body over ``MAX_ORDER_BYTES``, as sent or as it would be stored."""
-
-    def __init__(self, size: int, what: str = "Request body") -> None:
-        super().__init__(f"{what} is {size} bytes; the limit is {MAX_ORDER_BYTES} bytes")
+    return _json(status, Message(message=message).model_dump())
 
 
 def _body_error(message: str, field: str | None = None) -> dict[str, Any]:

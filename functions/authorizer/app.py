@@ -6,8 +6,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from order_core import wiring
+from order_core.errors import Unauthorized
 from order_core.observability import logger
-from order_core.services.auth import Unauthorized
 
 
 def _policy(event: dict[str, Any], tenant: str) -> dict[str, Any]:

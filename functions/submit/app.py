@@ -11,8 +11,9 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from order_core import wiring
+from order_core.errors import RetryLater
 from order_core.observability import logger, metrics, tracer
-from order_core.services.submit import IntakeMessage, MessageAttribute, RetryLater
+from order_core.services.submit import IntakeMessage, MessageAttribute
 
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 

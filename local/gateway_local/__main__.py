@@ -1,5 +1,6 @@
-"""``python -m gateway_local up|wait|demo|keys``: run the local stack, wait for it, run the demo against it,
-or administer its API keys."""
+"""``python -m gateway_local up|wait|demo|keys|events|reset``: run the local stack, wait for it, run the
+demo against it, administer its API keys, replay a completion event (docs/runbook.md), or forget its saved
+state."""
 
 from __future__ import annotations
 
@@ -27,11 +28,20 @@ def main(argv: list[str] | None = None) -> int:
     wait = commands.add_parser("wait", help="wait until a local stack started by `up` answers")
     wait.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
     commands.add_parser("demo", help="start the stack in this process and run the seed orders end to end")
+    commands.add_parser(
+        "reset", help="forget the state `up` keeps between runs (orders, keys, files); refused while it runs"
+    )
     keys = commands.add_parser("keys", help="create, list or revoke API keys of the running local stack")
     keys.add_argument("keys_args", nargs=argparse.REMAINDER, help="create --tenant T | list | revoke KEY_ID")
+    events = commands.add_parser("events", help="replay a completion event of the running local stack")
+    events.add_argument("events_args", nargs=argparse.REMAINDER, help="replay ORDER_ID")
     args = parser.parse_args(argv)
     if args.command == "keys":
         return _keys(args.keys_args)
+    if args.command == "reset":
+        return _reset()
+    if args.command == "events":
+        return _admin(["events", *args.events_args])
     if args.command == "wait":
         return _wait(args.timeout)
     if args.command == "demo":
@@ -44,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _keys(arguments: list[str]) -> int:
     """Run order_core's key administration against the running local stack's ApiKeysTable."""
+    return _admin(["keys", *arguments])
+
+
+def _admin(arguments: list[str]) -> int:
+    """Run an order_core.admin command against the running local stack's resources."""
     try:
         stack = wait_until_ready(default_state_dir(), timeout=5)
     except TimeoutError:
@@ -56,11 +71,29 @@ def _keys(arguments: list[str]) -> int:
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "API_KEYS_TABLE": stack.resource("ApiKeysTable")["Ref"],
+            "ORDERS_TABLE": stack.resource("OrdersTable")["Ref"],
+            "COMPLETION_TOPIC_ARN": stack.resource("CompletionTopic")["Ref"],
+            "RESULTS_BUCKET": stack.resource("ResultsBucket")["Ref"],
         }
     )
     from order_core.admin import main as admin
 
     return admin(arguments)
+
+
+def _reset() -> int:
+    from .persistence import remove_state
+    from .readiness import read_outputs
+
+    state_dir = default_state_dir()
+    if read_outputs(state_dir) is not None:
+        print("a local stack is running on this state: stop it first (Ctrl-C)", file=sys.stderr)
+        return 1
+    if remove_state(state_dir):
+        print(f"Forgot the local stack's state in {state_dir}: the next `make up` starts fresh")
+    else:
+        print(f"No saved state in {state_dir}")
+    return 0
 
 
 def _wait(timeout: float) -> int:
@@ -110,7 +143,7 @@ def _up() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
-    stack = LocalStack.from_env()
+    stack = LocalStack.from_env(persist=True)
     try:
         stack.start()
         silent = not_answering(stack.outputs)
@@ -150,6 +183,17 @@ def _banner(outputs: dict[str, Any], state_dir: os.PathLike[str]) -> str:
         lines += [f"  {label:<14} {rid}: {attrs['Ref']}" for rid, attrs in named(resource_type)]
     lines.append(f"  {'queue':<14} completion events (local): {outputs['completion_events_queue_url']}")
     lines.append(f"  outputs        {os.path.join(state_dir, 'outputs.json')}")
+    if outputs.get("state_file"):
+        restored = outputs.get("restored")
+        found = (
+            "resumed: " + ", ".join(f"{count} {what}" for what, count in restored.items())
+            if restored
+            else "nothing saved yet: a fresh start"
+        )
+        lines.append(f"  state          {outputs['state_file']}   ({found})")
+        lines.append("                 kept across restarts; start fresh with `make clean-state`")
+        if outputs.get("reconciled"):
+            lines.append(f"  reconciler     {outputs['reconciled']}")
     endpoint = outputs["aws_endpoint"]
     for _, attrs in named("AWS::S3::Bucket"):
         lines += [

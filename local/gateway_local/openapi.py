@@ -8,9 +8,9 @@ Nothing in the document is written by hand:
 * paths, operations, parameters, request bodies, responses, tags and security come from the routes of
   ``functions/api/app.py`` through Powertools' ``app.get_openapi_schema()``;
 * the request body schema is the pydantic model the API validates with (``OrderRequest``);
-* the response and error schemas are the contract models below, which describe what ``order_view`` and the
-  error handlers answer. They are not used at runtime; the fuzz test (``tests/e2e/test_fuzz_api.py``) checks
-  every response it provokes against them.
+* the response and error schemas are the models of ``order_core/models/api.py``, the same ones the API
+  builds its answers with (``order_view``, the error answers); the fuzz test (``tests/e2e/test_fuzz_api.py``)
+  also checks every response it provokes against them.
 
 ``tests/unit/test_openapi.py`` fails when the committed file differs from a fresh generation. The local
 stack serves the document and a Swagger UI (``gateway_local.api_docs``).
@@ -25,10 +25,18 @@ import sys
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Annotated, Any, Literal
-from uuid import UUID
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from order_core.models.api import (
+    BulkCancelRequest,
+    BulkCancelResult,
+    Message,
+    Order,
+    OrderList,
+    OrderStats,
+    PlanetValidationError,
+)
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -69,129 +77,7 @@ TAGS = [
 ]
 
 
-# --- the contract of the responses --------------------------------------------------------------------------
-
-
-class Message(BaseModel):
-    """Every error but 400: Planet's shape."""
-
-    message: str
-
-
-class FieldMessage(BaseModel):
-    message: str
-
-
-class PlanetValidationError(BaseModel):
-    """Planet's 400: what is wrong with each field (by its dotted path), and in general."""
-
-    field: dict[str, list[FieldMessage]] = Field(
-        description="Dotted path of each wrong field (`products.0.item_ids`, `tools.1`) → what is wrong"
-    )
-    general: list[FieldMessage]
-
-
-OrderStateName = Literal["queued", "running", "failed", "success", "partial", "cancelled"]
-
-
-class ResultLink(BaseModel):
-    name: str = Field(description="`<order id>/<path>`, as in Planet's results")
-    location: str = Field(description="A signed link on this API; GET it (no API key) to download the file")
-    expires_at: str = Field(description="When `location` stops working; GET the order again for a new one")
-    delivery: Literal["success"]
-
-
-class OrderLinks(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    self_link: str = Field(alias="_self")
-    results: list[ResultLink] | None = Field(
-        default=None, description="Only on `GET /orders/v2/{order_id}` of a `success` or `partial` order"
-    )
-
-
-class Order(BaseModel):
-    """An order as Planet's API shows it: the request's fields plus its state. Credentials are redacted."""
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    links: OrderLinks = Field(alias="_links")
-    id: str
-    name: str
-    state: OrderStateName
-    last_message: str
-    error_hints: list[str]
-    created_on: str = Field(description="RFC 3339 with milliseconds, UTC")
-    last_modified: str = Field(description="RFC 3339 with milliseconds, UTC")
-    source_type: Literal["scenes", "basemaps"]
-    order_type: Literal["full", "partial"]
-    products: list[dict[str, Any]]
-    subscription_id: int | None = None
-    delivery: dict[str, Any] | None = None
-    notifications: dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
-    hosting: dict[str, Any] | None = None
-    metadata: dict[str, Any] | None = None
-
-
-class OrderListLinks(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    self_link: str = Field(alias="_self")
-    next: str | None = Field(default=None, description="The next page, absent on the last one")
-
-
-class OrderList(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-
-    links: OrderListLinks = Field(alias="_links")
-    orders: list[Order]
-
-
-class BulkCancelRequest(BaseModel):
-    """`{}` cancels every queued order of the caller."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    order_ids: Annotated[list[UUID], Field(min_length=1)] = Field(
-        default_factory=list, description="Cancel only these; omit the field to cancel every queued order"
-    )
-
-
-class BulkCancelFailure(BaseModel):
-    order_id: str
-    message: str
-
-
-class BulkCancelFailed(BaseModel):
-    count: int = Field(ge=0)
-    failures: list[BulkCancelFailure]
-
-
-class BulkCancelSucceeded(BaseModel):
-    count: int = Field(ge=0)
-
-
-class BulkCancelOutcome(BaseModel):
-    succeeded: BulkCancelSucceeded
-    failed: BulkCancelFailed
-
-
-class BulkCancelResult(BaseModel):
-    result: BulkCancelOutcome
-
-
-class ActiveOrders(BaseModel):
-    queued_orders: int = Field(ge=0)
-    running_orders: int = Field(ge=0)
-
-
-class OrderStats(BaseModel):
-    organization: ActiveOrders = Field(
-        description="The caller's tenant's orders (a tenant is the organisation)"
-    )
-    user: ActiveOrders = Field(description="The caller's tenant's orders")
-
+# --- the contract of the responses: the models the API answers with (order_core/models/api.py) ------------
 
 _RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Message,

@@ -94,6 +94,7 @@ class Provisioner:
             "AWS::DynamoDB::Table": self._table,
             "AWS::SQS::Queue": self._queue,
             "AWS::SNS::Topic": self._topic,
+            "AWS::KMS::Key": self._key,
             "AWS::S3::Bucket": self._bucket,
             "AWS::SecretsManager::Secret": self._secret,
             "AWS::Serverless::Function": self._function,
@@ -163,13 +164,22 @@ class Provisioner:
         props = self._resolver.resolve(resource.properties)
         name = props.get("TopicName") or _physical_name(resource)
         topic_attributes = {
-            key: _attribute_string(props[key]) for key in ("DisplayName", "FifoTopic") if key in props
+            key: _attribute_string(props[key])
+            for key in ("DisplayName", "FifoTopic", "KmsMasterKeyId")
+            if key in props
         }
         sns = self._client("sns")
         arn = sns.create_topic(Name=name, Attributes=topic_attributes)["TopicArn"]
         for subscription in props.get("Subscription", []):
             sns.subscribe(TopicArn=arn, Protocol=subscription["Protocol"], Endpoint=subscription["Endpoint"])
         return {"Ref": arn, "TopicArn": arn, "TopicName": name}
+
+    def _key(self, resource: Resource) -> dict[str, str]:
+        """A KMS key in moto, so an encrypted topic is created with its key as in AWS (policy not kept)."""
+        description = self._resolver.resolve(resource.properties.get("Description")) or resource.logical_id
+        metadata = self._client("kms").create_key(Description=description)
+        key = metadata["KeyMetadata"]
+        return {"Ref": key["KeyId"], "Arn": key["Arn"], "KeyId": key["KeyId"]}
 
     def _bucket(self, resource: Resource) -> dict[str, str]:
         props = self._resolver.resolve(resource.properties)

@@ -30,6 +30,7 @@ from .api_docs import ApiDocs
 from .api_front import ApiFront
 from .esm import SqsPoller
 from .lambda_runtime import FunctionSpec, InProcessLambdas
+from .persistence import GatedApp, PauseGate, Snapshotter, StateStore, moto_ungated, planet_ungated
 from .provision import LocalResources, Provisioner, ProvisionSettings, create_completion_events_queue
 from .readiness import OUTPUTS_FILE, PROJECT_ROOT
 from .template import REGION, TemplateError, load_template
@@ -76,6 +77,7 @@ class LocalStack:
         planet_api_key: str | None = None,
         queue_visibility_timeout: int | None = None,
         environ: Mapping[str, str] | None = None,
+        persist: bool = False,
     ) -> None:
         env = os.environ if environ is None else environ
         self.project_root = project_root
@@ -96,9 +98,16 @@ class LocalStack:
         self._api: ApiFront | None = None
         self._saved_environ: dict[str, str | None] = {}
         self._saved_sfn_config = default_user_config["stepfunctions"]
+        # With persist, the state is kept in state_dir across restarts (persistence.py).
+        self.persist = persist
+        self._gate = PauseGate()
+        self._snapshotter: Snapshotter | None = None
+        self.restored: dict[str, int] | None = None  # what a restart found in state_dir
+        self.reconcile_summary: str | None = None  # what the start-up reconciliation repaired
+        self.reconciled: list[Any] = []
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> LocalStack:
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, persist: bool = False) -> LocalStack:
         """Ports and options from API_PORT, AWS_PORT, PLANET_PORT, LOCAL_STACK_STATE_DIR, PLANET_API_KEY,
         LOCAL_QUEUE_VISIBILITY_TIMEOUT (defaults 8000, 5000, 8001, <project>/.local-stack)."""
         env = os.environ if environ is None else environ
@@ -111,6 +120,7 @@ class LocalStack:
             state_dir=Path(state_dir) if state_dir else None,
             queue_visibility_timeout=int(visibility) if visibility else None,
             environ=env,
+            persist=persist,
         )
 
     # --- lifecycle ----------------------------------------------------------------------------------------
@@ -134,6 +144,12 @@ class LocalStack:
         for poller in self._pollers:
             poller.stop()
         self._pollers.clear()
+        if self._snapshotter is not None:
+            try:
+                self._snapshotter.stop()  # the last snapshot, while moto and the fake still run
+            except Exception:
+                log.exception("could not save the local stack's state on the way out")
+            self._snapshotter = None
         if self.planet is not None:
             self.planet.stop()
             self.planet = None
@@ -184,10 +200,19 @@ class LocalStack:
         self.resources = provisioner.provision()
         for spec in self.resources.functions.values():
             self.lambdas.add(spec)
-        self._set_environ(planet_url)
-        self._seed_api_key()
         topics = [attrs["Ref"] for attrs in self.resources.of_type("AWS::SNS::Topic").values()]
         completion_queue_url = create_completion_events_queue(self.client, topics)
+        store = self._restore_state() if self.persist else None
+        self._set_environ(planet_url)
+        self._seed_api_key()
+        if store is not None:
+            # Before the pollers and the API: nothing else moves an order yet, so every non-terminal order
+            # without a running execution is stranded (a restart lost them all).
+            self._reconcile()
+            planet_state = None if self._planet_api_url else planet.store.export_state
+            self._snapshotter = Snapshotter(store, self._gate, planet_state)
+            self._snapshotter.snapshot_now()
+            self._snapshotter.start()
 
         sqs = self.client("sqs")
         for source in self.resources.sqs_sources:
@@ -195,24 +220,80 @@ class LocalStack:
             poller.start()
             self._pollers.append(poller)
         docs = ApiDocs(self.project_root / "docs" / "openapi.json")
-        self._api = ApiFront(self.resources.api_routes, self.lambdas.invoke, HOST, self._ports["api"], docs)
+        self._api = ApiFront(self.resources.api_routes, self._invoke_api, HOST, self._ports["api"], docs)
         self._api.start()
         self._ports["api"] = self._api.port
         self.outputs = self._build_outputs(planet_url, completion_queue_url, provisioner.resolve_outputs())
         self._write_outputs()
 
     def _seed_api_key(self) -> None:
-        """The documented local key for tenant "default", stored hashed like every other key."""
+        """The documented local key for tenant "default", stored hashed like every other key (once: after
+        a restart it is already there, revoked or not)."""
+        from botocore.exceptions import ClientError
         from order_core import wiring
 
         wiring.reset()  # the environment just changed: build the services from it
-        wiring.api_key_service().create(DEFAULT_TENANT, "local demo key", key=self.api_key)
+        try:
+            wiring.api_key_service().create(DEFAULT_TENANT, "local demo key", key=self.api_key)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def _invoke_api(self, function_name: str, event: Any) -> Any:
+        """The API's functions; a request that may have changed something (a create, a cancel) is answered
+        only once a snapshot holds its effect, so an order answered 202 survives a kill -9."""
+        result = self.lambdas.invoke(function_name, event)
+        snapshotter = self._snapshotter
+        if (
+            snapshotter is not None
+            and isinstance(event, dict)
+            and event.get("type") != "REQUEST"  # an authorizer's event: it changes nothing
+            and event.get("httpMethod") not in (None, "GET", "HEAD", "OPTIONS")
+        ):
+            snapshotter.flush()
+        return result
+
+    def _restore_state(self) -> StateStore:
+        """Put the state saved in state_dir back (tables, queues, objects, secrets, the fake's orders)."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+
+        store = StateStore(self.state_dir, DEFAULT_ACCOUNT_ID, REGION)
+        # The Planet key comes from this start's environment: never saved, never restored.
+        store.private_secrets = {self.resources.attributes[PLANET_KEY_SECRET]["Ref"]}
+        snapshot = store.load()
+        if snapshot is None:
+            self.restored = None
+            return store
+        store.restore(snapshot, self.client)
+        self.restored = snapshot.counts()
+        if snapshot.planet is not None and self.planet is not None and not self._planet_api_url:
+            self.restored["planet orders"] = self.planet.store.import_state(snapshot.planet)
+        log.info("state restored from %s: %s", store.snapshot_path, self.restored)
+        return store
+
+    def _reconcile(self) -> None:
+        from datetime import timedelta
+
+        from order_core import wiring
+        from order_core.adapters.messaging import WorkflowExecutions
+        from order_core.services.reconcile import ReconcileService
+
+        settings = wiring.get_settings()
+        service = ReconcileService(
+            wiring.orders_repo(),
+            WorkflowExecutions(settings.workflow_arn),
+            wiring.intake_queue(),
+            min_age=timedelta(0),
+        )
+        report = service.run()
+        self.reconcile_summary = report.summary()
+        self.reconciled = report.repairs
 
     def _start_moto(self) -> None:
         # Step Functions only interprets ASL with this flag (otherwise executions stay RUNNING forever).
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
         self.lambdas.install()  # before any invocation can happen
-        self._moto = MotoServer(HOST, self._ports["aws"])
+        self._moto = MotoServer(HOST, self._ports["aws"], self._gate if self.persist else None)
         self._moto.start()
         # SFN's Lambda and SDK tasks call back to http://localhost:$MOTO_PORT (read at each call, so setting
         # it once the port is bound works for port 0 too, before any execution can start).
@@ -224,6 +305,8 @@ class LocalStack:
         if not config.api_keys:  # accept only the key in the secret, so a wrong key fails locally too
             config = config.updated({"api_keys": [self.planet_api_key]})
         self.planet = start_in_thread(host=HOST, port=self._ports["planet"], config=config)
+        if self.persist:  # looked up per request, so wrapping a serving app is safe
+            self.planet.app.wsgi_app = GatedApp(self.planet.app.wsgi_app, self._gate, planet_ungated)  # type: ignore[method-assign]
         bound_port = urlsplit(self.planet.url).port
         assert bound_port is not None
         self._ports["planet"] = bound_port
@@ -284,6 +367,10 @@ class LocalStack:
             # null: every queue keeps the template's VisibilityTimeout
             "queue_visibility_timeout": self.queue_visibility_timeout,
             "stack_outputs": stack_outputs,
+            # where the state is kept across restarts (null: not kept)
+            "state_file": str(self.state_dir / "state.pickle") if self.persist else None,
+            "restored": self.restored,
+            "reconciled": self.reconcile_summary,
             "resources": self.resources.attributes,
         }
 
@@ -302,11 +389,14 @@ class MotoServer:
     a busy port fail at once (werkzeug prints "Port N is in use" and exits).
     """
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, gate: PauseGate | None = None) -> None:
+        app: Any = DomainDispatcherApplication(create_backend_app)
+        if gate is not None:
+            app = GatedApp(app, gate, moto_ungated)
         self._server: BaseWSGIServer = make_server(
             host,
             port,
-            DomainDispatcherApplication(create_backend_app),
+            app,
             threaded=True,
             request_handler=MotoRequestHandler,
         )

@@ -8,6 +8,7 @@ server.py).
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import threading
@@ -16,8 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from http import HTTPStatus
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
 
+import jwt
 from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
@@ -45,11 +47,39 @@ class FaultRule(BaseModel):
     retry_after: int | None = Field(default=None, ge=0)
     times: int = Field(default=1, ge=1)
     path_contains: str | None = None
+    #: A substring of the URL's query string, percent-decoded (e.g. a list's `name__contains` value).
+    query_contains: str | None = None
+    #: A substring of the request body (decoded as UTF-8), e.g. a create's order name.
+    body_contains: str | None = None
+    #: The Planet order a request is about: its id in the path (get, cancel, storage) or the order named
+    #: by a download link's token (download), so one order's downloads can be faulted among many.
+    order_id: str | None = None
+    #: A substring of the file a request fetches: the storage path, or the file a download link's token
+    #: names (download), e.g. "manifest.json" or "_udm2.tif".
+    file_contains: str | None = None
     message: str | None = None
     id: int = 0
 
-    def matches(self, op: str, path: str) -> bool:
-        return (self.op in ("any", op)) and (self.path_contains is None or self.path_contains in path)
+    def matches(self, op: str, path: str, request: RequestFacts | None = None) -> bool:
+        facts = request or RequestFacts()
+        return (
+            self.op in ("any", op)
+            and (self.path_contains is None or self.path_contains in path)
+            and (self.query_contains is None or self.query_contains in facts.query)
+            and (self.body_contains is None or self.body_contains in facts.body)
+            and (self.order_id is None or self.order_id in (facts.token_order_id, *path.split("/")))
+            and (self.file_contains is None or self.file_contains in (facts.token_path or path))
+        )
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """What matchers other than the op and path look at."""
+
+    query: str = ""
+    body: str = ""
+    token_order_id: str | None = None
+    token_path: str | None = None
 
 
 class FaultBook:
@@ -66,11 +96,15 @@ class FaultBook:
             self._rules.append(stored)
             return stored
 
-    def take(self, op: str, path: str) -> FaultRule | None:
+    def needs_body(self) -> bool:
+        with self._lock:
+            return any(rule.body_contains is not None for rule in self._rules)
+
+    def take(self, op: str, path: str, request: RequestFacts | None = None) -> FaultRule | None:
         """The oldest rule matching this request, with one use consumed."""
         with self._lock:
             for index, rule in enumerate(self._rules):
-                if rule.matches(op, path):
+                if rule.matches(op, path, request):
                     if rule.times > 1:
                         self._rules[index] = rule.model_copy(update={"times": rule.times - 1})
                     else:
@@ -160,6 +194,38 @@ def _corrupted(body: Iterable[bytes], position: int) -> Iterator[bytes]:
             body.close()
 
 
+def _token_claims(environ: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The order and file a download link's token names (read, not verified: matching is not authorising)."""
+    if "token=" not in environ.get("QUERY_STRING", ""):
+        return None, None
+    token = parse_qs(environ.get("QUERY_STRING", "")).get("token", [""])[0]
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return None, None
+    subject, path = claims.get("sub"), claims.get("path")
+    return (subject if isinstance(subject, str) else None), (path if isinstance(path, str) else None)
+
+
+def _request_facts(environ: dict[str, Any], read_body: bool) -> RequestFacts:
+    """The facts matchers use; the body, if read, is put back for the app to read again."""
+    body = ""
+    if read_body:
+        length = (
+            int(environ.get("CONTENT_LENGTH") or 0) if str(environ.get("CONTENT_LENGTH", "")).isdigit() else 0
+        )
+        raw = environ["wsgi.input"].read(length) if length > 0 else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        body = raw.decode("utf-8", errors="replace")
+    order_id, file_path = _token_claims(environ)
+    return RequestFacts(
+        query=unquote_plus(environ.get("QUERY_STRING", "")),
+        body=body,
+        token_order_id=order_id,
+        token_path=file_path,
+    )
+
+
 class FaultMiddleware:
     def __init__(self, app: WSGIApp, url_map: Map, faults: FaultBook, log: RequestLog) -> None:
         self._app = app
@@ -193,7 +259,7 @@ class FaultMiddleware:
             sent_headers[:] = headers
             return start_response(status, headers, exc_info)
 
-        rule = self._faults.take(op, path)
+        rule = self._faults.take(op, path, _request_facts(environ, self._faults.needs_body()))
         if rule is None:
             return self._app(environ, recording_start_response)
         record.fault = rule.kind

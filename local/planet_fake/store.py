@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 from collections import defaultdict, deque
@@ -148,6 +149,22 @@ class FakePlanetStore:
 
     def manifest(self, order: Order) -> bytes:
         return build_manifest(order.id, order.delivered_files(), self.digests)
+
+    def export_state(self) -> bytes:
+        """The orders, for a restart to find them again (their timelines are wall-clock: an order due to
+        finish while the server was down is finished when it comes back). Faults, rate-limit windows and
+        the request log are not kept."""
+        with self._lock:
+            return pickle.dumps(
+                {"version": 1, "orders": list(self._orders.values())}, protocol=pickle.HIGHEST_PROTOCOL
+            )
+
+    def import_state(self, data: bytes) -> int:
+        """Add the orders of ``export_state``; returns how many."""
+        state = pickle.loads(data)  # noqa: S301 - written by export_state into the user's own state folder
+        for order in state["orders"]:
+            self.add_order(order)
+        return len(state["orders"])
 
     def dump(self, now: datetime) -> dict[str, Any]:
         """GET /_fake/orders: every order of every key, oldest first."""

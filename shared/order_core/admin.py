@@ -1,8 +1,14 @@
-"""Administer the gateway's API keys: ``python -m order_core.admin keys create|list|revoke``.
+"""Operator commands (docs/runbook.md).
 
-Runs wherever boto3 reaches the ApiKeysTable: in AWS with ``API_KEYS_TABLE`` set to the stack's table,
-locally through ``python -m gateway_local keys ...`` (which points it at the local stack). A new key is
-printed once; only its SHA-256 is stored.
+``python -m order_core.admin keys create|list|revoke``: the gateway's API keys. Runs wherever boto3 reaches
+the ApiKeysTable: in AWS with ``API_KEYS_TABLE`` set to the stack's table, locally through
+``python -m gateway_local keys ...`` (which points it at the local stack). A new key is printed once; only its
+SHA-256 is stored. ``keys`` may be left out (``python -m order_core.admin create ...``).
+
+``python -m order_core.admin events replay ORDER_ID``: publish a finalized order's completion event again,
+marked with the message attribute ``replay=true``. Needs ``ORDERS_TABLE``, ``COMPLETION_TOPIC_ARN`` and
+``RESULTS_BUCKET`` (the stack's outputs), sns:Publish on the topic and kms:GenerateDataKey*/kms:Decrypt on
+its key; locally ``python -m gateway_local events replay ORDER_ID``.
 """
 
 from __future__ import annotations
@@ -14,7 +20,41 @@ from order_core import wiring
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="keys", description=__doc__)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["events"]:
+        return events(arguments[1:])
+    if arguments[:1] == ["keys"]:
+        arguments = arguments[1:]
+    return keys(arguments)
+
+
+def events(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="events", description="completion events")
+    commands = parser.add_subparsers(dest="command", required=True)
+    replay = commands.add_parser(
+        "replay", help="publish a finalized order's completion event again, marked replay=true"
+    )
+    replay.add_argument("order_id")
+    args = parser.parse_args(argv)
+
+    from order_core.errors import OrderNotFound
+
+    try:
+        event = wiring.finalize_service().replay(args.order_id)
+    except OrderNotFound:
+        print(f"error: no order {args.order_id}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"replayed the {event.state.value} event {event.event_id} of order {event.order_id}", file=sys.stderr
+    )
+    return 0
+
+
+def keys(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="keys", description="the gateway's API keys")
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", help="create a key for a tenant and print it (shown only once)")
     create.add_argument("--tenant", required=True)

@@ -83,6 +83,11 @@ class Settings(BaseModel):
     #: Where multipart progress checkpoints live in the results bucket (outside every order's folder).
     landing_state_prefix: str = "_landing-state"
 
+    # --- the reconciler (services/reconcile.py) ---
+    #: Orders untouched for less than this are left alone: a submit retry or a new workflow may be moving
+    #: them. Longer than a submit retry's longest wait (900 s) plus a function's run.
+    reconcile_min_age_seconds: int = Field(default=1800, ge=0)
+
     @property
     def allowed_download_hosts(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.download_allowed_hosts.split(",") if h.strip())

@@ -1,13 +1,16 @@
 """Exceptions shared across the layer.
 
-Their class names are an API: Step Functions matches them in the state machine's Retry/Catch by the Lambda
-``errorType``, which is the exception's class name. ``tests/statemachine`` checks both sides agree.
+Every exception that crosses a layer lives here: a handler maps these to responses, SQS batch failures or
+workflow errors, and nowhere else. (A module may keep a private exception that never leaves it, such as
+``archives.ArchiveStopped``.) Their class names are an API: Step Functions matches them in the state
+machine's Retry/Catch by the Lambda ``errorType``, which is the exception's class name;
+``tests/unit/test_error_contract.py`` checks both sides agree.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Self
+from typing import Any, Self
 
 
 class GatewayError(Exception):
@@ -72,12 +75,22 @@ class UpstreamUnavailable(UpstreamError):
         self.ambiguous = ambiguous
 
 
+#: Transient faults the workflow retries by name with backoff (statemachine/order_workflow.asl.json,
+#: LandResults). Step Functions matches the exact class name, not a base class: a subclass of one of these
+#: would not be retried, and tests/unit/test_error_contract.py refuses one.
+RETRIED_BY_WORKFLOW: tuple[type[UpstreamError], ...] = (UpstreamUnavailable, UpstreamRateLimited)
+
+
 class DownloadRefused(UpstreamError):
     """A result URL (or one of its redirect hops) is not one the gateway may fetch."""
 
 
 class LinkExpired(UpstreamError):
     """Planet refused a result link (401/403/410): refresh it by GETting the order again."""
+
+
+class UnusableUpstreamOrder(UpstreamError):
+    """Planet keeps answering polls with an order the gateway cannot read: the order fails with this hint."""
 
 
 class ResultVerificationFailed(GatewayError):
@@ -93,3 +106,78 @@ class OrderNotFound(GatewayError):
 
 class InvalidDownloadToken(GatewayError):
     """A download token is malformed, forged or expired."""
+
+
+class Unauthorized(GatewayError):
+    """No key, a malformed header, an unknown or a revoked key. The message never contains the key."""
+
+
+NOT_CANCELLABLE = "Order not in a cancellable state"
+
+
+class NotCancellable(GatewayError):
+    """Planet's 409: only queued orders can be cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__(NOT_CANCELLABLE)
+
+
+class PlanetBusy(GatewayError):
+    """Planet rate limited or failed a call made on the client's behalf: the client should retry."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class IdempotencyKeyReused(GatewayError):
+    """422: the key was used before with a different request body."""
+
+
+class IdempotencyKeyInFlight(GatewayError):
+    """409: the first request with this key has not finished yet."""
+
+
+class InvalidIdempotencyKey(GatewayError):
+    """400: empty or longer than 255 characters."""
+
+
+class InvalidBody(GatewayError):
+    """The body is not JSON we accept; ``body`` is Planet's 400 body saying why."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(body)
+        self.body = body
+
+
+class BodyTooLarge(GatewayError):
+    """413: a body over ``MAX_ORDER_BYTES``, as sent or as it would be stored."""
+
+    def __init__(self, size: int, what: str = "Request body") -> None:
+        from order_core.models.planet import MAX_ORDER_BYTES
+
+        super().__init__(f"{what} is {size} bytes; the limit is {MAX_ORDER_BYTES} bytes")
+
+
+# --- intake (SQS) ------------------------------------------------------------------------------------------
+
+
+class RetryLater(GatewayError):
+    """The message must come back after ``seconds`` (Planet busy or rate limiting us)."""
+
+    def __init__(self, seconds: int, reason: str) -> None:
+        super().__init__(reason)
+        self.seconds = seconds
+
+
+class MessageRefused(GatewayError):
+    """An intake message that cannot be attributed to an order of a valid tenant: it goes to the DLQ.
+
+    ``code`` is the metric's ``reason`` dimension (a few fixed values); the message is the human reason, put
+    on the dead-letter message and in the log. Neither ever holds the message's body.
+    """
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason

@@ -7,6 +7,7 @@ URL, an exception's text or a logged event is caught wherever it appears.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import Callable
@@ -61,11 +62,21 @@ class LazyTracer:
             self._tracer = Tracer()
         return self._tracer
 
+    # X-Ray never records what a function returns: our responses carry download tokens and presigned URLs.
+    # An exception's text is recorded by the X-Ray SDK itself whatever Powertools is told, so its arguments
+    # are masked first (the same rules as the logs). The template sets POWERTOOLS_TRACER_CAPTURE_RESPONSE=
+    # false too, for any Tracer built elsewhere.
     def capture_lambda_handler(self, handler: Handler) -> Handler:
-        return cast(Handler, self.tracer.capture_lambda_handler(handler)) if self.enabled else handler
+        if not self.enabled:
+            return handler
+        traced = self.tracer.capture_lambda_handler(_masking_exceptions(handler), capture_response=False)
+        return cast(Handler, traced)
 
     def capture_method(self, method: Handler) -> Handler:
-        return self.tracer.capture_method(method) if self.enabled else method
+        if not self.enabled:
+            return method
+        traced = self.tracer.capture_method(capture_response=False)(_masking_exceptions(method))
+        return cast(Handler, traced)
 
     def __getattr__(self, name: str) -> Any:
         # put_annotation, put_metadata, provider...: whatever else Tracer offers, from the real one. Private
@@ -73,6 +84,20 @@ class LazyTracer:
         if name.startswith("_"):
             raise AttributeError(name)
         return getattr(self.tracer, name)
+
+
+def _masking_exceptions(function: Handler) -> Handler:
+    """``function``, its exceptions' string arguments masked before they leave it (and reach a trace)."""
+
+    @functools.wraps(function)
+    def masked(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except Exception as exc:
+            exc.args = tuple(mask_secrets(arg) if isinstance(arg, str) else arg for arg in exc.args)
+            raise
+
+    return cast(Handler, masked)
 
 
 tracer = LazyTracer()

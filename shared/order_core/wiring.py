@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from order_core.services.links import DownloadLinks
     from order_core.services.orders import OrderService
     from order_core.services.poll import PollService
+    from order_core.services.reconcile import ReconcileService
     from order_core.services.submit import SubmitService
 
 
@@ -188,10 +189,25 @@ def finalize_service() -> FinalizeService:
     )
 
 
+@lru_cache(maxsize=1)
+def reconcile_service() -> ReconcileService:
+    from order_core.adapters.messaging import WorkflowExecutions
+    from order_core.services.reconcile import ReconcileService
+
+    settings = get_settings()
+    return ReconcileService(
+        orders_repo(),
+        WorkflowExecutions(settings.workflow_arn),
+        intake_queue(),
+        min_age=timedelta(seconds=settings.reconcile_min_age_seconds),
+    )
+
+
 def reset() -> None:
     """Forget every built collaborator and the settings (tests change the environment between cases)."""
     for factory in (
         orders_repo,
+        api_key_service,
         planet_client,
         order_service,
         bundles_spec,
@@ -202,6 +218,7 @@ def reset() -> None:
         poll_service,
         landing_service,
         finalize_service,
+        reconcile_service,
         get_settings,
     ):
         factory.cache_clear()

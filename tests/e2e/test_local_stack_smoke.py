@@ -91,6 +91,9 @@ def test_topic_from_template_exists_and_feeds_the_completion_events_queue(
         "Attributes"
     ]
     assert attributes["RawMessageDelivery"] == "false"
+    # Encrypted with the stack's key, as in AWS.
+    topic_key = sns.get_topic_attributes(TopicArn=topic_arn)["Attributes"]["KmsMasterKeyId"]
+    assert topic_key == local_stack.resource("EventsKey")["Ref"]
 
 
 @pytest.mark.parametrize("bucket", _resources("AWS::S3::Bucket"), ids=_id)
@@ -156,6 +159,7 @@ def test_outputs_name_every_supported_resource_of_the_template(local_stack: Runn
         "AWS::DynamoDB::Table",
         "AWS::SQS::Queue",
         "AWS::SNS::Topic",
+        "AWS::KMS::Key",
         "AWS::S3::Bucket",
         "AWS::SecretsManager::Secret",
         "AWS::Serverless::Function",

@@ -158,6 +158,76 @@ def test_fault_with_path_contains_only_hits_matching_requests(fake: FakePlanetSe
     assert (analytic.status_code, udm2.status_code) == (200, 500)
 
 
+def test_fault_with_body_contains_only_hits_the_create_whose_body_has_it(
+    fake: FakePlanetServer, api: PlanetApi
+) -> None:
+    _add_fault(fake, op="create", kind="status", status=503, body_contains="[gw:target]")
+
+    other = api.session.post(api.url("/orders/v2"), json=scenes_request("other [gw:else]"), timeout=10)
+    target = api.session.post(api.url("/orders/v2"), json=scenes_request("mine [gw:target]"), timeout=10)
+    again = api.session.post(api.url("/orders/v2"), json=scenes_request("mine [gw:target]"), timeout=10)
+
+    assert (other.status_code, target.status_code, again.status_code) == (202, 503, 202)
+    assert [o.name for o in fake.store.orders()] == ["other [gw:else]", "mine [gw:target]"]
+
+
+def test_fault_with_file_contains_hits_downloads_and_storage_of_that_file_only(
+    fake: FakePlanetServer, api: PlanetApi
+) -> None:
+    results = results_by_path(_done_order(fake, api))
+    udm2 = ANALYTIC.replace("AnalyticMS", "udm2")
+    _add_fault(fake, op="download", kind="status", status=429, file_contains="_udm2.tif")
+    _add_fault(fake, op="storage", kind="status", status=503, file_contains="AnalyticMS.tif")
+
+    downloads = [
+        fetch(results[ANALYTIC]["location"], allow_redirects=False).status_code,
+        fetch(results[udm2]["location"], allow_redirects=False).status_code,
+    ]
+    storage = [fetch(results[udm2]["location"]).status_code, fetch(results[ANALYTIC]["location"]).status_code]
+
+    assert downloads == [302, 429]
+    assert storage == [200, 503]
+
+
+def test_fault_with_query_contains_only_hits_lists_whose_query_has_it(
+    fake: FakePlanetServer, api: PlanetApi
+) -> None:
+    _add_fault(fake, op="list", kind="status", status=502, query_contains="[gw:target]")
+
+    statuses = [
+        api.list(name__contains="[gw:else]").status_code,
+        api.list(name__contains="[gw:target]").status_code,
+        api.list(name__contains="[gw:target]").status_code,
+    ]
+
+    assert statuses == [200, 502, 200]
+
+
+def test_fault_with_order_id_hits_that_orders_gets_and_downloads_only(
+    fake: FakePlanetServer, api: PlanetApi
+) -> None:
+    fake.store.update_config({"queued_seconds": 0, "running_seconds": 0})
+    mine = api.create_and_wait(scenes_request("mine"))
+    other = api.create_and_wait(scenes_request("other"))
+    _add_fault(fake, op="get", kind="status", status=502, order_id=mine["id"])
+    _add_fault(fake, op="download", kind="status", status=401, order_id=mine["id"], times=2)
+
+    gets = [
+        api.get(other["id"]).status_code,
+        api.get(mine["id"]).status_code,
+        api.get(mine["id"]).status_code,
+    ]
+    downloads = [
+        fetch(results_by_path(other)[ANALYTIC]["location"], allow_redirects=False).status_code,
+        fetch(results_by_path(mine)[ANALYTIC]["location"], allow_redirects=False).status_code,
+        fetch(results_by_path(mine)[ANALYTIC]["location"], allow_redirects=False).status_code,
+        fetch(results_by_path(mine)[ANALYTIC]["location"], allow_redirects=False).status_code,
+    ]
+
+    assert gets == [200, 502, 200]
+    assert downloads == [302, 401, 401, 302]
+
+
 def test_fault_for_any_op_hits_the_next_api_request(fake: FakePlanetServer, api: PlanetApi) -> None:
     _add_fault(fake, op="any", kind="status", status=502)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -121,14 +122,8 @@ def test_submit_after_ambiguous_failure_adopts_the_order_planet_already_has(aws_
     from order_core import wiring
     from order_core.services.submit import upstream_request
 
-    wiring.orders_repo().update(
-        order["id"],
-        {
-            "phase": "submitting",
-            "submit_attempts": 1,
-            "submit_started_at": aws_stack.record(order["id"]).created_on,
-        },
-    )
+    wiring.orders_repo().claim_submission(order["id"], lease=timedelta(minutes=2))
+    wiring.orders_repo().release_submission(order["id"])  # the attempt ended on the 503
     wiring.planet_client().create_order(upstream_request(aws_stack.record(order["id"])))
 
     assert aws_stack.invoke("SubmitFunction", event) == {"batchItemFailures": []}

@@ -1,7 +1,7 @@
 """In-memory stand-ins for what SubmitService talks to: the orders table, Planet, the workflow, the DLQ.
 
-Enough of each collaborator's contract for the intake and submission paths: conditional create, updates
-guarded by phase (and by ``cancel_requested`` when the claim asks for it), every write recorded.
+The orders table is the layer's ``InMemoryOrderStore`` (the same guards as the DynamoDB adapter, every write
+logged); the others implement just enough of their collaborator's contract for intake and submission.
 """
 
 from __future__ import annotations
@@ -9,58 +9,29 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from order_core.errors import UpstreamUnavailable
+from order_core.adapters.memory_store import InMemoryOrderStore
+from order_core.errors import UpstreamRateLimited, UpstreamUnavailable
 from order_core.models.order import OrderRecord, Phase, WorkflowInput
 from order_core.models.planet import OrderState, PlanetOrder
 from order_core.services.bundles import BundlesSpecSource
 from order_core.services.submit import IntakeMessage, MessageAttribute, SubmitService
 
 
-class FakeOrders:
-    def __init__(self) -> None:
-        self.records: dict[str, OrderRecord] = {}
-        self.writes: list[dict[str, Any]] = []
-
-    def create(self, record: OrderRecord) -> bool:
-        if record.order_id in self.records:
-            return False
-        self.records[record.order_id] = record
-        self.writes.append({"create": record.order_id, "request": record.request})
-        return True
-
-    def get(self, order_id: str) -> OrderRecord | None:
-        return self.records.get(order_id)
-
-    def delete(self, order_id: str) -> None:
-        self.records.pop(order_id, None)
-
-    def update(
-        self,
-        order_id: str,
-        changes: dict[str, Any],
-        *,
-        only_in_phases: Any = None,
-        condition: str | None = None,
-        **_: Any,
-    ) -> OrderRecord | None:
-        record = self.records.get(order_id)
-        if record is None or (only_in_phases is not None and record.phase not in tuple(only_in_phases)):
-            return None
-        if condition and "cancel_requested" in condition and record.cancel_requested:
-            return None
-        self.writes.append({"update": order_id, **changes})
-        self.records[order_id] = record.model_copy(update=changes)
-        return self.records[order_id]
-
-
 class FakePlanet:
     """Creates orders; ``unavailable`` POSTs fail first (as an ambiguous 5xx would)."""
 
-    def __init__(self, unavailable: int = 0) -> None:
+    def __init__(self, unavailable: int = 0, rate_limited: int = 0, list_unavailable: int = 0) -> None:
         self.created: list[dict[str, Any]] = []
         self.unavailable = unavailable
+        self.rate_limited = rate_limited
+        self.list_unavailable = list_unavailable
+        self.create_calls = 0
 
     def create_order(self, request: dict[str, Any]) -> PlanetOrder:
+        self.create_calls += 1
+        if self.rate_limited:
+            self.rate_limited -= 1
+            raise UpstreamRateLimited("Planet answered 429", retry_after=None)
         if self.unavailable:
             self.unavailable -= 1
             raise UpstreamUnavailable("Planet answered 503")
@@ -68,6 +39,9 @@ class FakePlanet:
         return PlanetOrder(id=str(uuid.uuid4()), name=str(request["name"]), state=OrderState.queued)
 
     def list_orders(self, **_filters: Any) -> list[PlanetOrder]:
+        if self.list_unavailable:
+            self.list_unavailable -= 1
+            raise UpstreamUnavailable("Planet answered 502")
         return []
 
     def cancel_order(self, order_id: str) -> PlanetOrder:
@@ -94,9 +68,16 @@ class FakeDeadLetters:
 
 
 class Rig:
-    def __init__(self, *, unavailable: int = 0, bundles: BundlesSpecSource | None = None) -> None:
-        self.orders = FakeOrders()
-        self.planet = FakePlanet(unavailable)
+    def __init__(
+        self,
+        *,
+        unavailable: int = 0,
+        rate_limited: int = 0,
+        list_unavailable: int = 0,
+        bundles: BundlesSpecSource | None = None,
+    ) -> None:
+        self.orders = InMemoryOrderStore()
+        self.planet = FakePlanet(unavailable, rate_limited, list_unavailable)
         self.workflow = FakeWorkflow()
         self.dead_letters = FakeDeadLetters()
         self.service = SubmitService(

@@ -59,13 +59,13 @@ print(json.dumps({"same": decorated is handler, "xray": "aws_xray_sdk" in sys.mo
 
 def test_lazy_tracer_in_lambda_decorates_with_the_real_tracer() -> None:
     code = """
-import json, sys
+import inspect, json, sys
 from order_core.observability import tracer
 def handler(event, context):
     return "ok"
 decorated = tracer.capture_lambda_handler(handler)
 print(json.dumps({"same": decorated is handler, "xray": "aws_xray_sdk" in sys.modules,
-                  "wraps": decorated.__wrapped__ is handler}))
+                  "wraps": inspect.unwrap(decorated) is handler}))
 """
     result = fresh_python(code, LAMBDA_TASK_ROOT="/var/task", POWERTOOLS_SERVICE_NAME="gateway")
 

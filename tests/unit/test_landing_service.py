@@ -17,6 +17,7 @@ from landing_fakes import (
     content,
     digests,
 )
+from order_core.adapters.memory_store import InMemoryOrderStore
 from order_core.errors import (
     LinkExpired,
     ResultVerificationFailed,
@@ -59,18 +60,25 @@ def manifest_for(files: dict[str, bytes], **overrides: Any) -> bytes:
     return json.dumps({"name": "", "files": entries, **overrides}).encode()
 
 
-class FakeRepo:
+class FakeRepo(InMemoryOrderStore):
+    """The in-memory order store holding one order, shown as ``record``."""
+
     def __init__(self, record: OrderRecord) -> None:
-        self.record = record
-        self.updates: list[dict[str, Any]] = []
+        super().__init__([record])
+        self._order_id = record.order_id
 
-    def get(self, order_id: str) -> OrderRecord | None:
-        return self.record if order_id == self.record.order_id else None
+    @property
+    def record(self) -> OrderRecord:
+        return self.records[self._order_id]
 
-    def update(self, order_id: str, changes: dict[str, Any], **_conditions: Any) -> OrderRecord:
-        self.updates.append(changes)
-        self.record = self.record.model_copy(update=changes)
-        return self.record
+    @record.setter
+    def record(self, value: OrderRecord) -> None:
+        self.records[self._order_id] = value
+
+    @property
+    def updates(self) -> list[dict[str, Any]]:
+        """The changes of every write, in order."""
+        return self.writes
 
 
 class FakePlanetApi:
@@ -204,6 +212,17 @@ def test_order_lands_every_file_verified_with_manifest_and_delivery_json_next_to
     }
     assert rig.repo.record.delivery_key == f"{BASE}/delivery.json"
     assert rig.repo.record.landed_bytes == sum(len(d) for d in files.values())
+
+
+def test_landing_called_again_after_it_finished_downloads_and_writes_nothing() -> None:
+    rig = Rig(some_files(2))
+    rig.land()
+    calls, requests = len(rig.store.calls), len(rig.planet_files.requests)
+
+    progress = rig.land()  # a duplicate workflow, or a Lambda retried after it finished
+
+    assert (progress.complete, progress.landed_files) == (True, 3)
+    assert rig.store.calls[calls:] == [] and len(rig.planet_files.requests) == requests
 
 
 def test_partial_order_lands_only_the_delivered_items() -> None:

@@ -13,12 +13,14 @@ from typing import Any
 
 import pytest
 import responses
+from order_core.adapters.memory_store import InMemoryOrderStore
 from order_core.adapters.planet_client import PlanetClient
+from order_core.errors import UnusableUpstreamOrder
 from order_core.models.order import OrderRecord, Phase, utcnow
 from order_core.models.planet import OrderState
 from order_core.services.backoff import BackoffPolicy
 from order_core.services.finalize import terminal_outcome
-from order_core.services.poll import PollService, UnusableUpstreamOrder
+from order_core.services.poll import PollService
 
 BASE = "https://api.planet.test/compute/ops"
 ORDER = "0b1f62c2-9a55-4e4a-8a54-0c7d9a0e4a11"
@@ -27,16 +29,20 @@ ORDER_URL = f"{BASE}/orders/v2/{UPSTREAM}"
 LIMIT = 3
 
 
-class FakeRepo:
+class FakeRepo(InMemoryOrderStore):
+    """The in-memory order store holding one order, shown as ``record``."""
+
     def __init__(self, record: OrderRecord) -> None:
-        self.record = record
+        super().__init__([record])
+        self._order_id = record.order_id
 
-    def get(self, order_id: str) -> OrderRecord | None:
-        return self.record if order_id == self.record.order_id else None
+    @property
+    def record(self) -> OrderRecord:
+        return self.records[self._order_id]
 
-    def update(self, order_id: str, changes: dict[str, Any], **_conditions: Any) -> OrderRecord:
-        self.record = self.record.model_copy(update=changes)
-        return self.record
+    @record.setter
+    def record(self, value: OrderRecord) -> None:
+        self.records[self._order_id] = value
 
 
 @pytest.fixture

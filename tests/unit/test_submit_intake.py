@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 from harness import load_event
-from intake_fakes import FakeOrders, Rig, message, submitted_phase
+from intake_fakes import Rig, message, submitted_phase
+from order_core.adapters.memory_store import InMemoryOrderStore
 from order_core.models.order import ACCEPTED_MESSAGE_TYPE, OrderRecord, Phase
 from order_core.models.planet import OrderRequest
 from order_core.models.tenancy import validate_tenant
@@ -493,6 +494,47 @@ def test_submit_keeps_credentials_while_an_ambiguous_post_must_be_retried() -> N
     assert AWS_SECRET not in _stored(rig, order_id)
 
 
+def test_submit_rate_limited_on_every_attempt_ends_failed_with_a_hint_after_the_attempts() -> None:
+    rig = Rig(rate_limited=100)
+    deferred = 0
+    for _ in range(10):
+        try:
+            rig.process(json.dumps(scenes()), message_id="m-429")
+        except RetryLater:
+            deferred += 1
+    record = rig.orders.records[external_order_id("default", "m-429")]
+
+    assert deferred == 5 and rig.planet.create_calls == 6  # SUBMIT_MAX_ATTEMPTS, then no more POSTs
+    assert record.rejected and rig.planet.created == []
+    assert record.error_hints[0].startswith("Planet kept rate limiting order creation after 6 attempts")
+    assert [w.order_id for w in rig.workflow.started] == [record.order_id]  # it goes on to its one event
+
+
+def test_submit_rate_limited_a_few_times_still_submits_once() -> None:
+    rig = Rig(rate_limited=3)
+    for _ in range(3):
+        with pytest.raises(RetryLater):
+            rig.process(json.dumps(scenes()), message_id="m-429")
+
+    order_id = rig.process(json.dumps(scenes()), message_id="m-429")
+
+    assert len(rig.planet.created) == 1 and not rig.orders.records[str(order_id)].rejected
+
+
+def test_submit_reconciliation_failing_on_every_attempt_ends_failed_naming_the_marker() -> None:
+    # The first POST is ambiguous (503): every later attempt must first ask Planet for the order's marker.
+    rig = Rig(unavailable=1, list_unavailable=100)
+    for _ in range(10):
+        with contextlib.suppress(RetryLater):
+            rig.process(json.dumps(scenes()), message_id="m-list")
+    order_id = external_order_id("default", "m-list")
+    record = rig.orders.records[order_id]
+
+    assert rig.planet.create_calls == 1  # never posted again without knowing
+    assert record.rejected
+    assert f"[gw:{order_id}]" in record.error_hints[0] and "6 attempts" in record.error_hints[0]
+
+
 def test_submit_forgets_credentials_of_an_order_that_never_reaches_planet() -> None:
     rig = Rig(unavailable=100)
     body = json.dumps(s3_order())
@@ -505,7 +547,7 @@ def test_submit_forgets_credentials_of_an_order_that_never_reaches_planet() -> N
 
 
 def test_cancel_before_submission_forgets_credentials_and_the_order_is_never_posted() -> None:
-    orders = FakeOrders()
+    orders = InMemoryOrderStore()
     record = new_record(OrderRequest.model_validate(s3_order()), "acme")
     orders.create(record)
     api = OrderService(orders, queue=None)

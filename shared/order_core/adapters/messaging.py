@@ -12,6 +12,7 @@ from order_core.models.order import (
     ACCEPTED_MESSAGE_TYPE,
     AcceptedOrderMessage,
     CompletionEvent,
+    CompletionEventAttributes,
     WorkflowInput,
 )
 
@@ -105,22 +106,81 @@ class OrderWorkflow:
         return True
 
 
+#: A restarted workflow runs as ``<order id>-r<n>``: a name cannot be reused for another input for 90 days.
+RESTART_SUFFIX = "-r"
+MAX_RESTARTS = 99
+
+
+def order_id_of_execution(name: str) -> str:
+    """The order an execution belongs to: its name without a ``-r<n>`` restart suffix."""
+    base, sep, number = name.rpartition(RESTART_SUFFIX)
+    return base if sep and number.isdigit() else name
+
+
+class WorkflowExecutions:
+    """What the reconciler needs of the workflow: which orders have a running execution, and a restart
+    that never leaves two executions running for one order."""
+
+    def __init__(self, state_machine_arn: str, sfn: Any = None) -> None:
+        self._arn = state_machine_arn
+        self._sfn = sfn
+
+    @property
+    def sfn(self) -> Any:
+        if self._sfn is None:
+            self._sfn = client("stepfunctions")
+        return self._sfn
+
+    def running_order_ids(self) -> set[str]:
+        """Orders with a RUNNING execution (original or restarted)."""
+        running: set[str] = set()
+        kwargs: dict[str, Any] = {"stateMachineArn": self._arn, "statusFilter": "RUNNING", "maxResults": 1000}
+        while True:
+            page = self.sfn.list_executions(**kwargs)
+            running.update(order_id_of_execution(e["name"]) for e in page.get("executions", []))
+            if not page.get("nextToken"):
+                return running
+            kwargs["nextToken"] = page["nextToken"]
+
+    def _execution_arn(self, name: str) -> str:
+        return self._arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
+
+    def restart(self, workflow_input: WorkflowInput) -> str | None:
+        """Start the order's workflow under the first name not used yet (``<id>``, ``<id>-r1``, ...).
+
+        Returns the name started, or None when an execution of the order is running (or another
+        reconciler started the same name first): an order never gets two live workflows from here.
+        """
+        order_id = workflow_input.order_id
+        for number in range(MAX_RESTARTS + 1):
+            name = order_id if number == 0 else f"{order_id}{RESTART_SUFFIX}{number}"
+            try:
+                status = self.sfn.describe_execution(executionArn=self._execution_arn(name))["status"]
+            except self.sfn.exceptions.ExecutionDoesNotExist:
+                try:
+                    self.sfn.start_execution(
+                        stateMachineArn=self._arn, name=name, input=workflow_input.model_dump_json()
+                    )
+                except self.sfn.exceptions.ExecutionAlreadyExists:
+                    return None
+                return name
+            if status == "RUNNING":
+                return None
+        raise RuntimeError(f"order {order_id} was restarted {MAX_RESTARTS} times; not again")
+
+
 class CompletionEvents:
     def __init__(self, topic_arn: str, sns: Any = None) -> None:
         self._arn = topic_arn
         self._sns = sns
 
-    def publish(self, event: CompletionEvent) -> str:
+    def publish(self, event: CompletionEvent, *, replay: bool = False) -> str:
+        """Publish ``event`` (docs/events/); ``replay`` marks an operator's deliberate re-publication."""
         sns = self._sns or client("sns")
         response = sns.publish(
             TopicArn=self._arn,
             Subject=f"Planet order {event.state.value}"[:100],
             Message=json.dumps(event.model_dump(mode="json"), separators=(",", ":")),
-            MessageAttributes={
-                "state": {"DataType": "String", "StringValue": event.state.value},
-                "source_type": {"DataType": "String", "StringValue": event.source_type},
-                "tenant": {"DataType": "String", "StringValue": event.tenant},
-                "event_id": {"DataType": "String", "StringValue": event.event_id},
-            },
+            MessageAttributes=CompletionEventAttributes.of(event, replay=replay).sns(),
         )
         return str(response["MessageId"])

@@ -5,17 +5,34 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from order_core.adapters.aws import resource
-from order_core.models.order import LandedFile, OrderRecord, Phase
+from order_core.models.lifecycle import (
+    ACTIVE_STATES,
+    AT_PLANET,
+    BEFORE_PLANET,
+    Phase,
+    guard,
+    phase_after_poll,
+    planet_state,
+)
+from order_core.models.order import LandedFile, OrderRecord, utcnow
+from order_core.models.planet import OrderState
 
 # Stored as JSON strings / gzip so that floats (GeoJSON) and long file lists need no Decimal juggling and
 # a 500-item order stays far below DynamoDB's 400 KB item limit.
 _JSON_FIELDS = ("request",)
-_DATETIME_FIELDS = ("created_on", "last_modified", "submit_started_at", "submitted_at", "event_published_at")
+_DATETIME_FIELDS = (
+    "created_on",
+    "last_modified",
+    "submit_started_at",
+    "submit_lease_until",
+    "submitted_at",
+    "event_published_at",
+)
 
 
 def _iso(value: datetime) -> str:
@@ -25,7 +42,14 @@ def _iso(value: datetime) -> str:
 
 #: Present only while an order is queued or running: the sparse ``active`` index counts them for stats.
 ACTIVE_STATE = "active_state"
-_ACTIVE = ("queued", "running")
+_ACTIVE = frozenset(state.value for state in ACTIVE_STATES)
+
+# The guards of the lifecycle's writes, checked against models/lifecycle.py's TRANSITIONS at import.
+_SUBMITTED_FROM = guard({Phase.SUBMITTING}, Phase.SUBMITTED)
+_REJECTED_FROM = guard(set(BEFORE_PLANET), Phase.ACCEPTED)
+_POLLED_IN = guard(set(AT_PLANET), Phase.DELIVERING)
+_CANCEL_IN = tuple(sorted(BEFORE_PLANET))  # the flag changes, not the phase
+_FINALIZED_FROM = guard({p for p in Phase if p is not Phase.FINALIZED}, Phase.FINALIZED)
 
 
 def _to_item(record: OrderRecord) -> dict[str, Any]:
@@ -144,12 +168,13 @@ class OrdersRepository:
         if condition:
             conditions.append(condition)
         try:
+            # DynamoDB refuses an empty ExpressionAttributeValues (a write that only removes attributes).
             response = self._table.update_item(
                 Key={"order_id": order_id},
                 UpdateExpression=expression,
                 ConditionExpression=" AND ".join(conditions),
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
+                **({"ExpressionAttributeValues": values} if values else {}),
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
@@ -157,6 +182,195 @@ class OrdersRepository:
                 return None
             raise
         return _from_item(response["Attributes"])
+
+    # --- the lifecycle's writes (order_core.ports.OrderStore): every guard is here ------------------------
+
+    def claim_submission(self, order_id: str, *, lease: timedelta) -> OrderRecord | None:
+        from botocore.exceptions import ClientError
+
+        now = utcnow()
+        try:
+            response = self._table.update_item(
+                Key={"order_id": order_id},
+                UpdateExpression=(
+                    "SET #phase = :submitting, #started = if_not_exists(#started, :now), #modified = :now, "
+                    "#lease = :lease ADD #attempts :one"
+                ),
+                # Fixed-width ISO timestamps (``_iso``) compare as text in time order.
+                # An order cancelled while submitting is still claimed once its lease is free: an earlier
+                # POST may have reached Planet, and only a claim may look for it (the service never POSTs it).
+                ConditionExpression=(
+                    "attribute_exists(order_id) "
+                    "AND (attribute_not_exists(#rejected) OR #rejected = :false) "
+                    "AND ((#phase = :accepted AND (attribute_not_exists(#cancel) OR #cancel = :false)) "
+                    "OR (#phase = :submitting AND (attribute_not_exists(#lease) OR #lease < :now)))"
+                ),
+                ExpressionAttributeNames={
+                    "#phase": "phase",
+                    "#started": "submit_started_at",
+                    "#modified": "last_modified",
+                    "#lease": "submit_lease_until",
+                    "#attempts": "submit_attempts",
+                    "#cancel": "cancel_requested",
+                    "#rejected": "rejected",
+                },
+                ExpressionAttributeValues={
+                    ":submitting": Phase.SUBMITTING.value,
+                    ":accepted": Phase.ACCEPTED.value,
+                    ":now": _iso(now),
+                    ":lease": _iso(now + lease),
+                    ":one": 1,
+                    ":false": False,
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+        return _from_item(response["Attributes"])
+
+    def record_upstream_order(
+        self,
+        order_id: str,
+        *,
+        upstream_order_id: str,
+        upstream_state: str,
+        last_message: str,
+        request: dict[str, Any] | None = None,
+    ) -> OrderRecord | None:
+        now = utcnow()
+        changes: dict[str, Any] = {
+            "phase": Phase.SUBMITTED,
+            "state": planet_state(Phase.SUBMITTED, upstream_state),
+            "upstream_order_id": upstream_order_id,
+            "upstream_state": upstream_state,
+            "submitted_at": now,
+            "last_modified": now,
+            "last_message": last_message,
+        }
+        if request is not None:
+            changes["request"] = request
+        return self.update(order_id, changes, only_in_phases=_SUBMITTED_FROM, remove=("submit_lease_until",))
+
+    def release_submission(self, order_id: str) -> None:
+        self.update(order_id, {}, only_in_phases=(Phase.SUBMITTING,), remove=("submit_lease_until",))
+
+    def reject(
+        self, order_id: str, hints: list[str], request: dict[str, Any] | None = None
+    ) -> OrderRecord | None:
+        changes: dict[str, Any] = {
+            "phase": Phase.ACCEPTED,
+            "rejected": True,
+            "error_hints": hints,
+            "last_message": "Order rejected",
+            "last_modified": utcnow(),
+        }
+        if request is not None:
+            changes["request"] = request
+        return self.update(order_id, changes, only_in_phases=_REJECTED_FROM, remove=("submit_lease_until",))
+
+    def forget_credentials(self, order_id: str, request: dict[str, Any]) -> OrderRecord | None:
+        return self.update(order_id, {"request": request})
+
+    def request_cancel(self, order_id: str, request: dict[str, Any] | None = None) -> OrderRecord | None:
+        changes: dict[str, Any] = {"cancel_requested": True, "last_modified": utcnow()}
+        if request is not None:
+            changes["request"] = request
+        return self.update(
+            order_id,
+            changes,
+            only_in_phases=_CANCEL_IN,
+            condition=(
+                "(attribute_not_exists(cancel_requested) OR cancel_requested = :false) "
+                "AND (attribute_not_exists(rejected) OR rejected = :false)"
+            ),
+            extra_values={":false": False},
+        )
+
+    def record_upstream_cancel(self, order_id: str, upstream_state: str) -> OrderRecord | None:
+        changes = {
+            "upstream_state": upstream_state,
+            "state": planet_state(Phase.SUBMITTED, upstream_state),
+            "last_modified": utcnow(),
+            "last_message": "Cancel success",
+        }
+        return self.update(order_id, changes, only_in_phases=(Phase.SUBMITTED,))
+
+    def record_poll(
+        self,
+        order_id: str,
+        *,
+        upstream_state: OrderState,
+        last_message: str | None = None,
+        error_hints: list[str] | None = None,
+    ) -> OrderRecord | None:
+        changes: dict[str, Any] = {
+            "upstream_state": upstream_state.value,
+            "unusable_polls": 0,
+            "last_modified": utcnow(),
+        }
+        if last_message is not None:
+            changes["last_message"] = last_message
+        if error_hints:
+            changes["error_hints"] = list(error_hints)
+        # Where the poll moves the order depends on where it is: one guarded write per possible phase (the
+        # second only for the rare poll of an order already delivering).
+        for current in (Phase.SUBMITTED, Phase.DELIVERING):
+            target = phase_after_poll(current, upstream_state)
+            moved = {**changes, "phase": target, "state": planet_state(target, upstream_state.value)}
+            if (record := self.update(order_id, moved, only_in_phases=(current,))) is not None:
+                return record
+        return None
+
+    def record_unusable_poll(self, order_id: str, count: int) -> OrderRecord | None:
+        return self.update(order_id, {"unusable_polls": count}, only_in_phases=_POLLED_IN)
+
+    def record_results(
+        self,
+        order_id: str,
+        results: Iterable[LandedFile],
+        *,
+        pending: list[str],
+        landed_bytes: int,
+        last_message: str | None = None,
+        delivery_key: str | None = None,
+        error_hints: list[str] | None = None,
+    ) -> OrderRecord | None:
+        changes: dict[str, Any] = {
+            "results": list(results),
+            "pending_results": pending,
+            "landed_bytes": landed_bytes,
+            "last_modified": utcnow(),
+        }
+        if last_message is not None:
+            changes["last_message"] = last_message
+        if delivery_key is not None:
+            changes["delivery_key"] = delivery_key
+        if error_hints is not None:
+            changes["error_hints"] = error_hints
+        return self.update(order_id, changes, only_in_phases=(Phase.DELIVERING,))
+
+    def claim_completion_event(self, order_id: str, at: datetime) -> OrderRecord | None:
+        return self.update(
+            order_id, {"event_published_at": at}, condition="attribute_not_exists(event_published_at)"
+        )
+
+    def release_completion_event(self, order_id: str) -> None:
+        self.update(order_id, {}, remove=("event_published_at",))
+
+    def finalize(
+        self, order_id: str, *, state: OrderState, last_message: str, hints: list[str], at: datetime
+    ) -> OrderRecord | None:
+        changes = {
+            "state": planet_state(Phase.FINALIZED, None, state),
+            "phase": Phase.FINALIZED,
+            "last_message": last_message,
+            "error_hints": hints,
+            "pending_results": [],  # whatever had not landed will not: the order is over
+            "last_modified": at,
+        }
+        return self.update(order_id, changes, only_in_phases=_FINALIZED_FROM)
 
     def count_active(self, state: str, tenant: str | None = None) -> int:
         """How many orders are in ``state`` (queued or running), for one tenant or for everyone."""
@@ -194,3 +408,22 @@ class OrdersRepository:
             if "LastEvaluatedKey" not in page:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def active_order_ids(self, page_size: int = 500) -> Iterable[list[str]]:
+        """The ids of every queued or running order, a page at a time (the sparse ``active`` index)."""
+        for state in _ACTIVE:
+            kwargs: dict[str, Any] = {
+                "IndexName": "active",
+                "KeyConditionExpression": "#s = :s",
+                "ExpressionAttributeNames": {"#s": ACTIVE_STATE},
+                "ExpressionAttributeValues": {":s": state},
+                "Limit": page_size,
+            }
+            while True:
+                page = self._table.query(**kwargs)
+                ids = [str(item["order_id"]) for item in page.get("Items", [])]
+                if ids:
+                    yield ids
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

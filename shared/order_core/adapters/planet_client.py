@@ -27,6 +27,7 @@ from order_core.errors import (
     UpstreamUnavailable,
 )
 from order_core.models.planet import OrderRequest, PlanetOrder
+from order_core.observability import metrics
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -306,17 +307,20 @@ class PlanetClient:
         if detail:
             message = f"{message}: {detail}"
         if status in (401, 403):
+            metrics.add_metric(name="UpstreamAuthErrors", unit="Count", value=1)
             return UpstreamAuthError(message, status=status, body=body)
         if status == 404:
             return UpstreamNotFound(message, status=status, body=body)
         if status == 409:
             return UpstreamConflict(message, status=status, body=body)
         if status == 429:
+            metrics.add_metric(name="UpstreamThrottled", unit="Count", value=1)
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             return UpstreamRateLimited(message, retry_after=retry_after, body=body)
         if 400 <= status < 500:
             return UpstreamClientError(message, status=status, body=body)
         # 5xx (and any stray 1xx/3xx): Planet may have acted on a POST before failing to answer.
+        metrics.add_metric(name="UpstreamServerErrors", unit="Count", value=1)
         return UpstreamUnavailable(message, status=status, body=body, ambiguous=method == "POST")
 
     def _decode(self, response: requests.Response) -> Any:

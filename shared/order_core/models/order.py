@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
+# The lifecycle lives in models/lifecycle.py; ``Phase`` is re-exported for the callers that import it here.
+from order_core.models.lifecycle import Phase as Phase
 from order_core.models.planet import CLOUD_DESTINATIONS, OrderState
 
 
@@ -18,16 +19,6 @@ def utcnow() -> datetime:
 def planet_time(value: datetime) -> str:
     """RFC 3339 with milliseconds and ``Z``, as Planet writes timestamps."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-class Phase(StrEnum):
-    """Where the gateway is with an order, finer than Planet's ``state``."""
-
-    ACCEPTED = "accepted"  # recorded and queued; not yet sent to Planet
-    SUBMITTING = "submitting"  # write-ahead: a POST to Planet may be in flight
-    SUBMITTED = "submitted"  # Planet has it; the workflow follows it
-    DELIVERING = "delivering"  # Planet finished; results are being landed in S3
-    FINALIZED = "finalized"  # terminal state recorded and the completion event published
 
 
 class LandedFile(BaseModel):
@@ -69,6 +60,8 @@ class OrderRecord(BaseModel):
     upstream_state: str | None = None
     submit_started_at: datetime | None = None
     submit_attempts: int = 0
+    #: While a submit attempt holds the claim (``SubmitService``): no other delivery POSTs until then.
+    submit_lease_until: datetime | None = None
     submitted_at: datetime | None = None
     #: Consecutive polls whose 2xx answer could not be read; reset by a readable one (services/poll.py).
     unusable_polls: int = 0
@@ -138,25 +131,90 @@ class LandingProgress(BaseModel):
     landed_files: int
 
 
-class CompletionEvent(BaseModel):
-    """The one SNS message published per order when it reaches a terminal state."""
+#: The completion event's schema version (docs/events/). Adding an optional field keeps it; removing or
+#: changing the meaning of one makes a new version, published alongside the old for a while.
+COMPLETION_EVENT_SCHEMA_VERSION: Literal["1"] = "1"
+TERMINAL_STATES: list[str] = [state.value for state in OrderState if state.is_final]
+_TERMINAL_ENUM: dict[str, JsonValue] = {"enum": list[JsonValue](TERMINAL_STATES)}
 
-    event_type: str = "order.completed"
-    event_id: str
-    order_id: str
-    name: str
-    tenant: str
-    state: OrderState
-    source_type: str
-    upstream_order_id: str | None
-    created_on: str
-    completed_on: str
-    files: int
-    bytes: int
-    error_hints: list[str]
+
+class CompletionEvent(BaseModel):
+    """The one SNS message published per order when it reaches a terminal state.
+
+    Its JSON Schema, AsyncAPI document and examples are generated from this model (docs/events/,
+    ``make event-schema``); field descriptions here are the published contract.
+    """
+
+    # Every field is in every message, defaults included: the schema says so.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    schema_version: Literal["1"] = Field(
+        default=COMPLETION_EVENT_SCHEMA_VERSION,
+        description="Version of this message's schema (docs/events/completion-event.v<version>.schema.json)",
+    )
+    event_type: Literal["order.completed"] = "order.completed"
+    event_id: str = Field(
+        description="Stable per order (a UUID derived from order_id): a redelivery or an operator's replay "
+        "carries the same id, so subscribers can drop duplicates by it"
+    )
+    order_id: str = Field(description="The gateway's order id, as the API returns it")
+    name: str = Field(description="The order's name, as submitted")
+    tenant: str = Field(description="The tenant whose API key created the order")
+    state: OrderState = Field(
+        description="Terminal state: success, partial (some items failed), failed or cancelled",
+        json_schema_extra=_TERMINAL_ENUM,
+    )
+    source_type: str = Field(description="Planet's source_type of the order (scenes, basemaps...)")
+    upstream_order_id: str | None = Field(description="Planet's order id; null if it never reached Planet")
+    created_on: str = Field(description="When the gateway accepted the order (RFC 3339, UTC)")
+    completed_on: str = Field(description="When the order reached its terminal state (RFC 3339, UTC)")
+    files: int = Field(ge=0, description="Result files landed and verified in S3 (manifest.json not counted)")
+    bytes: int = Field(ge=0, description="Total size of those files")
+    error_hints: list[str] = Field(description="Why the order or some of its items failed; empty on success")
     delivery: dict[str, str] | None = Field(
         default=None, description="S3 location of delivery.json, the full list of landed files"
     )
+
+    @field_validator("state")
+    @classmethod
+    def _terminal(cls, state: OrderState) -> OrderState:
+        if not state.is_final:
+            raise ValueError(f"a completion event's state is terminal, not {state.value}")
+        return state
+
+
+class CompletionEventAttributes(BaseModel):
+    """The SNS message attributes of a completion event: what a subscription's filter policy can match."""
+
+    state: OrderState = Field(
+        description="The event's state (success, partial, failed, cancelled)",
+        json_schema_extra=_TERMINAL_ENUM,
+    )
+    tenant: str = Field(description="The event's tenant")
+    source_type: str = Field(description="The event's source_type")
+    event_id: str = Field(description="The event's event_id")
+    schema_version: str = Field(description="The event's schema_version")
+    replay: Literal["true"] | None = Field(
+        default=None,
+        description='Present, "true", only on an operator\'s replay of an event already published '
+        "(python -m order_core.admin events replay); the message is otherwise identical",
+    )
+
+    @classmethod
+    def of(cls, event: CompletionEvent, *, replay: bool = False) -> CompletionEventAttributes:
+        return cls(
+            state=event.state,
+            tenant=event.tenant,
+            source_type=event.source_type,
+            event_id=event.event_id,
+            schema_version=event.schema_version,
+            replay="true" if replay else None,
+        )
+
+    def sns(self) -> dict[str, dict[str, str]]:
+        """As SNS ``MessageAttributes`` (all strings; absent ones left out)."""
+        values = self.model_dump(mode="json", exclude_none=True)
+        return {name: {"DataType": "String", "StringValue": str(value)} for name, value in values.items()}
 
 
 class PollRequest(BaseModel):

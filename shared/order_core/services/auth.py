@@ -12,14 +12,10 @@ import hashlib
 import secrets
 
 from order_core.adapters.api_keys_repo import ApiKeysRepository
-from order_core.errors import GatewayError
+from order_core.errors import Unauthorized as Unauthorized
 from order_core.models.tenancy import ApiKeyRecord, validate_tenant
 
 KEY_PREFIX = "pgw_"
-
-
-class Unauthorized(GatewayError):
-    """No key, a malformed header, an unknown or a revoked key. The message never contains the key."""
 
 
 def hash_key(key: str) -> str:

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from order_core.errors import GatewayError
+from order_core.errors import IdempotencyKeyInFlight as IdempotencyKeyInFlight
+from order_core.errors import IdempotencyKeyReused as IdempotencyKeyReused
+from order_core.errors import InvalidIdempotencyKey as InvalidIdempotencyKey
 
 TTL_SECONDS = 24 * 3600
 MAX_KEY_LENGTH = 255
@@ -31,18 +33,6 @@ def valid_idempotency_key(key: str) -> str:
             f"idempotency keys are 1 to {MAX_KEY_LENGTH} characters, not blank, without control characters"
         )
     return key
-
-
-class IdempotencyKeyReused(GatewayError):
-    """422: the key was used before with a different request body."""
-
-
-class IdempotencyKeyInFlight(GatewayError):
-    """409: the first request with this key has not finished yet."""
-
-
-class InvalidIdempotencyKey(GatewayError):
-    """400: empty or longer than 255 characters."""
 
 
 @lru_cache(maxsize=1)

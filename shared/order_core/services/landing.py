@@ -22,7 +22,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from order_core.adapters.downloads import ResultDownloader
-from order_core.adapters.orders_repo import OrdersRepository
 from order_core.adapters.planet_client import PlanetClient
 from order_core.adapters.storage import ResultsStore, StoredObject
 from order_core.errors import (
@@ -36,6 +35,7 @@ from order_core.errors import (
 from order_core.models.order import LandedFile, LandingProgress, OrderRecord, Phase, utcnow
 from order_core.models.planet import Manifest, ManifestFile, OrderState, ResultLink
 from order_core.observability import bind_order, logger, metrics
+from order_core.ports import OrderStore
 from order_core.services.archives import (
     INNER_MANIFEST,
     MAX_ITEM_METADATA_BYTES,
@@ -229,7 +229,7 @@ def _combined_error(failures: list[tuple[str, BaseException]]) -> BaseException:
 class LandingService:
     def __init__(
         self,
-        repo: OrdersRepository,
+        repo: OrderStore,
         planet: PlanetClient,
         downloader: ResultDownloader,
         store: ResultsStore,
@@ -262,6 +262,10 @@ class LandingService:
         bind_order(record.order_id, record.tenant)
         if record.native_delivery or record.upstream_state not in (OrderState.success, OrderState.partial):
             return LandingProgress(complete=True, landed_files=0)
+        if record.delivery_key is not None or record.phase is Phase.FINALIZED:
+            # Landed (delivery.json written) or already ended: a redelivered or retried call must not
+            # download, write or rewrite anything (manifest.json, delivery.json, the STAC catalog).
+            return LandingProgress(complete=True, landed_files=len(record.results))
         try:
             return self._land(record, record.upstream_order_id, seconds_left)
         except Exception:
@@ -422,6 +426,7 @@ class LandingService:
         finally:
             stop.set()  # whatever ends this loop, no file is started after it
         if failures:
+            metrics.add_metric(name="LandingErrors", unit="Count", value=len(failures))
             self._save(record, landed, files)
             raise _combined_error(failures)
         return all(file.path in landed for file in todo)
@@ -586,20 +591,22 @@ class LandingService:
             sha256=manifest_sha256,
             media_type="application/json",
         )
-        changes: dict[str, object] = {
-            "results": [manifest_file, *in_order],
-            "pending_results": [],
-            "landed_bytes": data_bytes(in_order),
-            "delivery_key": delivery_key,
-            "last_modified": utcnow(),
-        }
+        hints = None
         if not_delivered:
             hint = _not_delivered_hint(not_delivered)
             if hint not in record.error_hints:
-                changes["error_hints"] = [*record.error_hints, hint]
-        self._repo.update(record.order_id, changes)
+                hints = [*record.error_hints, hint]
+        self._repo.record_results(
+            record.order_id,
+            [manifest_file, *in_order],
+            pending=[],
+            landed_bytes=data_bytes(in_order),
+            delivery_key=delivery_key,
+            error_hints=hints,
+        )
         logger.info("results landed", extra={"files": len(in_order)})
         metrics.add_metric(name="LandedFiles", unit="Count", value=len(in_order))
+        metrics.add_metric(name="LandedBytes", unit="Bytes", value=data_bytes(in_order))
 
     def _write_catalog(
         self,
@@ -683,16 +690,12 @@ class LandingService:
     def _save(self, record: OrderRecord, landed: dict[str, LandedFile], files: list[FileToLand]) -> None:
         """Record what landed so far and what is still coming: one write per call, and the landing loop
         calls at most every ``SAVE_INTERVAL_SECONDS`` (not per file: a 500-item order would pay 2,000)."""
-        self._repo.update(
+        self._repo.record_results(
             record.order_id,
-            {
-                "results": list(landed.values()),
-                "pending_results": [file.path for file in files if file.path not in landed],
-                "landed_bytes": data_bytes(landed.values()),
-                "last_modified": utcnow(),
-                "last_message": f"Landed {len(landed)} files",
-            },
-            only_in_phases=(Phase.DELIVERING,),
+            list(landed.values()),
+            pending=[file.path for file in files if file.path not in landed],
+            landed_bytes=data_bytes(landed.values()),
+            last_message=f"Landed {len(landed)} files",
         )
 
     def _record_what_landed(self, record: OrderRecord) -> None:
@@ -718,16 +721,8 @@ class LandingService:
                         item = _landed_from_object(base, key, self._store.head(key))
                 if item is not None:
                     results.append(item)
-            self._repo.update(
-                record.order_id,
-                {
-                    "results": results,
-                    "pending_results": [],  # they will not land: the order is ending
-                    "landed_bytes": data_bytes(results),
-                    "last_modified": utcnow(),
-                },
-                only_in_phases=(Phase.DELIVERING,),
-            )
+            # Nothing pending: what has not landed will not, the order is ending.
+            self._repo.record_results(record.order_id, results, pending=[], landed_bytes=data_bytes(results))
         except Exception as exc:
             logger.warning("landed files not recorded after a failure", extra={"error": str(exc)})
 

@@ -6,20 +6,23 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from order_core.errors import NOT_CANCELLABLE as NOT_CANCELLABLE
+from order_core.errors import NotCancellable as NotCancellable
 from order_core.errors import (
-    GatewayError,
     OrderNotFound,
     UpstreamConflict,
     UpstreamRateLimited,
     UpstreamUnavailable,
 )
+from order_core.errors import PlanetBusy as PlanetBusy
+from order_core.models.api import Order, answer
+from order_core.models.lifecycle import BEFORE_PLANET
 from order_core.models.order import (
     AcceptedOrderMessage,
     OrderRecord,
     Phase,
     WorkflowInput,
     planet_time,
-    utcnow,
 )
 from order_core.models.planet import OrderRequest, OrderState
 from order_core.observability import bind_order, logger, metrics
@@ -43,24 +46,6 @@ def new_record(request: OrderRequest, tenant: str, order_id: str | None = None) 
         source_type=body.get("source_type", "scenes"),
         request=body,
     )
-
-
-NOT_CANCELLABLE = "Order not in a cancellable state"
-
-
-class NotCancellable(GatewayError):
-    """Planet's 409: only queued orders can be cancelled."""
-
-    def __init__(self) -> None:
-        super().__init__(NOT_CANCELLABLE)
-
-
-class PlanetBusy(GatewayError):
-    """Planet rate limited or failed a call made on the client's behalf: the client should retry."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class OrderService:
@@ -112,14 +97,11 @@ class OrderService:
         bind_order(record.order_id, tenant)
         if record.state is not OrderState.queued or record.rejected or record.cancel_requested:
             raise NotCancellable
-        if record.phase in (Phase.ACCEPTED, Phase.SUBMITTING):
+        if record.phase in BEFORE_PLANET:
             # Never submitted (or a POST is in flight: the submitter cancels upstream right after it).
             # Never POSTed again once flagged (the submitter's claim requires the flag unset): the delivery
             # credentials go with the flag (an in-flight POST already holds its copy).
-            changes: dict[str, Any] = {"cancel_requested": True, "last_modified": utcnow()}
-            if (stripped := without_credentials(record.request)) is not None:
-                changes["request"] = stripped
-            updated = self._repo.update(order_id, changes, only_in_phases=(Phase.ACCEPTED, Phase.SUBMITTING))
+            updated = self._repo.request_cancel(order_id, without_credentials(record.request))
             if updated is not None:
                 if updated.phase == Phase.ACCEPTED and self._workflow is not None:
                     self._workflow.start(WorkflowInput(order_id=order_id, tenant=tenant, submitted=False))
@@ -135,14 +117,7 @@ class OrderService:
             raise PlanetBusy("Planet is rate limiting cancellations; retry", exc.retry_after) from None
         except UpstreamUnavailable:
             raise PlanetBusy("Planet did not answer the cancellation; retry") from None
-        updated = self._repo.update(
-            order_id,
-            {
-                "upstream_state": upstream.state.value,
-                "last_modified": utcnow(),
-                "last_message": "Cancel success",
-            },
-        )
+        updated = self._repo.record_upstream_cancel(order_id, upstream.state.value)
         logger.info("order cancelled at Planet")
         return _as_cancelled(updated or record)
 
@@ -280,4 +255,4 @@ def order_view(
         pending = record.pending_results
         results += [{"name": f"{record.order_id}/{path}", "delivery": "pending"} for path in pending]
         view["_links"]["results"] = results
-    return redact(view)
+    return answer(Order, redact(view))

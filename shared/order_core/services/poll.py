@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
-from order_core.adapters.orders_repo import OrdersRepository
 from order_core.adapters.planet_client import PlanetClient
-from order_core.errors import OrderNotFound, UpstreamError, UpstreamRateLimited, UpstreamUnavailable
-from order_core.models.order import OrderRecord, Phase, PollResult, utcnow
+from order_core.errors import OrderNotFound, UpstreamRateLimited, UpstreamUnavailable
+from order_core.errors import UnusableUpstreamOrder as UnusableUpstreamOrder
+from order_core.models.order import OrderRecord, PollResult, utcnow
 from order_core.models.planet import OrderState
 from order_core.observability import bind_order, logger
+from order_core.ports import OrderStore
 from order_core.services.backoff import BackoffPolicy
 
 #: Step Functions ends an execution at 25,000 history events; one poll costs 9 (Wait 2, Task 5, Choice 2).
@@ -27,10 +28,6 @@ def history_safe_policy(first_wait: int, max_wait: int, deadline_seconds: int) -
     return BackoffPolicy(first_wait_seconds=first_wait, max_wait_seconds=cap)
 
 
-class UnusableUpstreamOrder(UpstreamError):
-    """Planet keeps answering polls with an order the gateway cannot read: the order fails with this hint."""
-
-
 def _unusable(exc: UpstreamUnavailable) -> bool:
     """True for a 2xx whose body is not an order we can read (PlanetClient reports those as unavailable).
 
@@ -43,7 +40,7 @@ def _unusable(exc: UpstreamUnavailable) -> bool:
 class PollService:
     def __init__(
         self,
-        repo: OrdersRepository,
+        repo: OrderStore,
         planet: PlanetClient,
         policy: BackoffPolicy,
         deadline: timedelta,
@@ -87,27 +84,25 @@ class PollService:
             )
 
         state = upstream.state
-        changes: dict[str, object] = {"upstream_state": state.value, "last_modified": utcnow()}
-        if record.unusable_polls:
-            changes["unusable_polls"] = 0
         if not upstream.state_is_known:
             # Followed as running (not final) until Planet says something we know, or the deadline passes.
             logger.warning(
                 "Planet reported an order state the gateway does not know; treating it as not final",
                 extra={"reported_state": upstream.reported_state},
             )
-        if state is OrderState.queued:
-            changes["last_message"] = upstream.last_message or "Queued at Planet"
-        elif state is OrderState.running:
-            changes.update(
-                state=OrderState.running, last_message=upstream.last_message or "Running at Planet"
-            )
-        elif state in (OrderState.success, OrderState.partial):
+        messages = {
+            OrderState.queued: upstream.last_message or "Queued at Planet",
+            OrderState.running: upstream.last_message or "Running at Planet",
             # Not terminal for our clients until every file is landed and the event is out (DESIGN §3).
-            changes.update(state=OrderState.running, phase=Phase.DELIVERING, last_message="Landing results")
-        if upstream.error_hints:
-            changes["error_hints"] = list(upstream.error_hints)
-        self._repo.update(order_id, changes, only_in_phases=(Phase.SUBMITTED, Phase.DELIVERING))
+            OrderState.success: "Landing results",
+            OrderState.partial: "Landing results",
+        }
+        self._repo.record_poll(
+            order_id,
+            upstream_state=state,
+            last_message=messages.get(state),
+            error_hints=list(upstream.error_hints) if upstream.error_hints else None,
+        )
         if record.upstream_state != state.value:
             logger.info("upstream state changed", extra={"from": record.upstream_state, "to": state.value})
         return PollResult(
@@ -129,6 +124,4 @@ class PollService:
                 f"Planet answered {count} polls in a row with an order the gateway cannot read; "
                 f"the last one: {exc}"
             )
-        self._repo.update(
-            record.order_id, {"unusable_polls": count}, only_in_phases=(Phase.SUBMITTED, Phase.DELIVERING)
-        )
+        self._repo.record_unusable_poll(record.order_id, count)

@@ -16,14 +16,15 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import from_json
 
 from order_core.adapters.messaging import OrderWorkflow
-from order_core.adapters.orders_repo import OrdersRepository
 from order_core.adapters.planet_client import PlanetClient
+from order_core.errors import MessageRefused as MessageRefused
+from order_core.errors import RetryLater as RetryLater
 from order_core.errors import (
-    GatewayError,
     UpstreamClientError,
     UpstreamRateLimited,
     UpstreamUnavailable,
 )
+from order_core.models.lifecycle import BEFORE_PLANET
 from order_core.models.order import (
     ACCEPTED_MESSAGE_TYPE,
     AcceptedOrderMessage,
@@ -35,6 +36,7 @@ from order_core.models.order import (
 from order_core.models.planet import MAX_ORDER_BYTES, OrderRequest, PlanetOrder, planet_error_body
 from order_core.models.tenancy import validate_tenant
 from order_core.observability import bind_order, logger, metrics
+from order_core.ports import OrderStore
 from order_core.services.backoff import BackoffPolicy
 from order_core.services.bundles import BundlesSpecSource, check_request_against_spec
 from order_core.services.idempotency import valid_idempotency_key
@@ -51,28 +53,14 @@ DEFAULT_TENANT = "default"
 #: A rejected order keeps this many hints of at most this many characters (its completion event carries them).
 _MAX_HINTS = 20
 _MAX_HINT_CHARS = 300
+#: How long a claim keeps other deliveries of the message from submitting: well past the SubmitFunction's
+#: timeout (template.yaml), so only a dead attempt's claim runs out.
+SUBMIT_LEASE = timedelta(minutes=2)
 KEY_REUSED = "idempotency key reused with a different body"
 
 
-class RetryLater(GatewayError):
-    """The message must come back after ``seconds`` (Planet busy or rate limiting us)."""
-
-    def __init__(self, seconds: int, reason: str) -> None:
-        super().__init__(reason)
-        self.seconds = seconds
-
-
-class MessageRefused(GatewayError):
-    """An intake message that cannot be attributed to an order of a valid tenant: it goes to the DLQ.
-
-    ``code`` is the metric's ``reason`` dimension (a few fixed values); the message is the human reason, put
-    on the dead-letter message and in the log. Neither ever holds the message's body.
-    """
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+class _GaveUp(Exception):
+    """The order was rejected after its attempts were spent; nothing more to do for this message."""
 
 
 class MessageAttribute(BaseModel):
@@ -127,7 +115,7 @@ def upstream_request(record: OrderRecord) -> dict[str, object]:
 class SubmitService:
     def __init__(
         self,
-        repo: OrdersRepository,
+        repo: OrderStore,
         planet: PlanetClient,
         workflow: OrderWorkflow,
         *,
@@ -135,7 +123,9 @@ class SubmitService:
         bundles: BundlesSpecSource | None = None,
         max_attempts: int = 6,
         retry_policy: BackoffPolicy | None = None,
+        submit_lease: timedelta = SUBMIT_LEASE,
     ) -> None:
+        self._lease = submit_lease
         self._repo = repo
         self._planet = planet
         self._workflow = workflow
@@ -258,74 +248,87 @@ class SubmitService:
     def _submit(self, record: OrderRecord) -> None:
         order_id = record.order_id
         bind_order(record.order_id, record.tenant)
-        if record.phase not in (Phase.ACCEPTED, Phase.SUBMITTING):
+        if record.phase not in BEFORE_PLANET:
             self._start_workflow(record, submitted=record.upstream_order_id is not None)
             return
-        if record.rejected or record.cancel_requested:
-            self._start_workflow(record, submitted=False)
+        if record.rejected or (record.cancel_requested and record.phase is Phase.ACCEPTED):
+            self._start_workflow(record, submitted=False)  # never POSTed: it ends here
             return
 
-        claimed = self._repo.update(
-            order_id,
-            {
-                "phase": Phase.SUBMITTING,
-                "submit_attempts": record.submit_attempts + 1,
-                "submit_started_at": record.submit_started_at or utcnow(),
-                "last_modified": utcnow(),
-            },
-            only_in_phases=(Phase.ACCEPTED, Phase.SUBMITTING),
-            condition="attribute_not_exists(cancel_requested) OR cancel_requested = :false",
-            extra_values={":false": False},
-        )
-        if claimed is None:  # cancelled or submitted meanwhile: act on what is there now
-            if (current := self._repo.get(order_id)) is not None and current.phase != Phase.SUBMITTING:
-                self._start_workflow(current, submitted=current.upstream_order_id is not None)
-            return
-
-        upstream = self._reconcile(claimed) if record.phase == Phase.SUBMITTING else None
-        if upstream is None:
-            upstream = self._post(claimed)
-            if upstream is None:
+        claimed = self._repo.claim_submission(order_id, lease=self._lease)
+        if claimed is None:  # cancelled, submitted or being submitted meanwhile: act on what is there now
+            current = self._repo.get(order_id)
+            if current is None:
                 return
-        changes: dict[str, Any] = {
-            "phase": Phase.SUBMITTED,
-            "upstream_order_id": upstream.id,
-            "upstream_state": upstream.state.value,
-            "submitted_at": utcnow(),
-            "last_modified": utcnow(),
-            "last_message": upstream.last_message or "Submitted to Planet",
-        }
-        # Planet has the order: its delivery credentials are never needed again (in the same write).
-        if (stripped := without_credentials(claimed.request)) is not None:
-            changes["request"] = stripped
-        submitted = self._repo.update(order_id, changes, only_in_phases=(Phase.SUBMITTING,))
+            if current.phase is not Phase.SUBMITTING:
+                self._start_workflow(current, submitted=current.upstream_order_id is not None)
+                return
+            # Another delivery of this message holds the claim: come back once it has finished (or its
+            # lease ran out because it died), never POST beside it.
+            seconds = max(1, int(self._lease.total_seconds()))
+            raise RetryLater(seconds, "another attempt is submitting this order")
+
+        try:
+            # A claim before this one may have reached Planet: look for its order before POSTing again.
+            previous = record.phase is Phase.SUBMITTING or claimed.submit_attempts > 1
+            try:
+                upstream = self._reconcile(claimed) if previous else None
+            except _GaveUp:
+                return  # rejected: its workflow ends it with the hint
+            if upstream is None and claimed.cancel_requested:
+                # Cancelled while an earlier POST was unanswered, and Planet does not have it: it ends
+                # cancelled without ever being POSTed again.
+                self._start_workflow(claimed, submitted=False)
+                return
+            if upstream is None:
+                upstream = self._post(claimed)
+                if upstream is None:
+                    return
+            # Planet has the order: its delivery credentials are never needed again (in the same write).
+            submitted = self._repo.record_upstream_order(
+                order_id,
+                upstream_order_id=upstream.id,
+                upstream_state=upstream.state.value,
+                last_message=upstream.last_message or "Submitted to Planet",
+                request=without_credentials(claimed.request),
+            )
+        except Exception:
+            self._release(order_id)  # the next attempt reconciles first
+            raise
         logger.info("order submitted upstream", extra={"upstream_order_id": upstream.id})
         metrics.add_metric(name="OrdersSubmitted", unit="Count", value=1)
         if submitted is not None and submitted.cancel_requested:
             self._cancel_upstream(upstream.id)
         self._start_workflow(submitted or claimed, submitted=True)
 
+    def _release(self, order_id: str) -> None:
+        """Let the next attempt claim at once. Best effort: if this fails too, the lease runs out."""
+        try:
+            self._repo.release_submission(order_id)
+        except Exception:
+            logger.exception("could not release the submission claim; the next attempt waits for its lease")
+
     def _post(self, record: OrderRecord) -> PlanetOrder | None:
         try:
             return self._planet.create_order(upstream_request(record))
         except UpstreamClientError as exc:
             self._reject(record, [f"Planet refused the order: {exc}"])
-            return None
         except UpstreamRateLimited as exc:
-            seconds = self._retry.wait_for(record.order_id, record.submit_attempts, exc.retry_after)
-            raise RetryLater(seconds, "Planet is rate limiting order creation") from exc
+            self._retry_or_give_up(record, exc, "Planet kept rate limiting order creation", exc.retry_after)
         except UpstreamUnavailable as exc:
-            if record.submit_attempts >= self._max_attempts:
-                self._reject(
-                    record,
-                    [
-                        f"Planet did not accept the order after {record.submit_attempts} "
-                        f"attempts; last error: {exc}"
-                    ],
-                )
-                return None
-            seconds = self._retry.wait_for(record.order_id, record.submit_attempts)
-            raise RetryLater(seconds, f"Planet unavailable: {exc}") from exc
+            self._retry_or_give_up(record, exc, "Planet did not accept the order")
+        return None
+
+    def _retry_or_give_up(
+        self, record: OrderRecord, exc: Exception, what: str, retry_after: float | None = None
+    ) -> None:
+        """A transient fault: try again later, with backoff, until the attempts are spent; then the order
+        ends ``failed`` with a hint naming the fault, instead of waiting at Planet's door for ever."""
+        if record.submit_attempts >= self._max_attempts:
+            self._reject(record, [f"{what} after {record.submit_attempts} attempts; last error: {exc}"])
+            return
+        seconds = self._retry.wait_for(record.order_id, record.submit_attempts, retry_after)
+        raise RetryLater(seconds, f"{what}: {exc}") from exc
 
     def _cancel_upstream(self, upstream_order_id: str) -> None:
         """The client cancelled while our POST was in flight: cancel it at Planet; polling sees the result."""
@@ -347,31 +350,29 @@ class SubmitService:
                 if candidate.name.endswith(marker):
                     logger.info("reconciled an earlier submission", extra={"upstream_order_id": candidate.id})
                     return candidate
-        except UpstreamRateLimited as exc:
-            raise RetryLater(int(exc.retry_after or 5), "Planet is rate limiting the reconciliation") from exc
-        except UpstreamUnavailable as exc:
-            raise RetryLater(self._retry.wait_for(record.order_id, record.submit_attempts), str(exc)) from exc
+        except (UpstreamRateLimited, UpstreamUnavailable) as exc:
+            retry_after = exc.retry_after if isinstance(exc, UpstreamRateLimited) else None
+            self._retry_or_give_up(
+                record,
+                exc,
+                f"Planet could not be asked whether it already holds this order (marker {marker}, "
+                "searched for before ever posting again)",
+                retry_after,
+            )
+            raise _GaveUp from exc
         return None
 
     def _reject(self, record: OrderRecord, hints: list[str]) -> None:
         logger.warning("order rejected before reaching Planet", extra={"error_hints": hints})
-        changes: dict[str, Any] = {
-            "phase": Phase.ACCEPTED,
-            "rejected": True,
-            "error_hints": hints,
-            "last_message": "Order rejected",
-            "last_modified": utcnow(),
-        }
-        if (stripped := without_credentials(record.request)) is not None:
-            changes["request"] = stripped  # never sent to Planet again
-        rejected = self._repo.update(record.order_id, changes)
+        # never sent to Planet again: its credentials go in the same write
+        rejected = self._repo.reject(record.order_id, hints, without_credentials(record.request))
         self._start_workflow(rejected or record, submitted=False)
 
     def _start_workflow(self, record: OrderRecord, *, submitted: bool) -> None:
         """Hand the order to its workflow. Called only once the order will never be POSTed again (Planet
         has it, or it was rejected or cancelled first), so any credentials still stored go now."""
         if (stripped := without_credentials(record.request)) is not None:
-            self._repo.update(record.order_id, {"request": stripped})
+            self._repo.forget_credentials(record.order_id, stripped)
         started = self._workflow.start(
             WorkflowInput(order_id=record.order_id, tenant=record.tenant, submitted=submitted)
         )

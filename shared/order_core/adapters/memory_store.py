@@ -1,0 +1,276 @@
+"""The order store in memory: the same guards as the DynamoDB adapter (``orders_repo.py``), for tests.
+
+Every write holds one lock, as DynamoDB applies one conditional write at a time to an item, and checks its
+move against ``models/lifecycle.py``. ``tests/order_store_contract.py`` holds the cases both stores must pass
+(run in tests/unit in memory, in tests/integration against DynamoDB under moto), so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from order_core.models.lifecycle import (
+    ACTIVE_STATES,
+    AT_PLANET,
+    BEFORE_PLANET,
+    Phase,
+    can_move,
+    phase_after_poll,
+    planet_state,
+)
+from order_core.models.order import LandedFile, OrderRecord, utcnow
+from order_core.models.planet import OrderState
+
+
+class IllegalMove(AssertionError):
+    """A write tried a move ``models/lifecycle.py`` does not allow: a bug in the store, never input."""
+
+
+class InMemoryOrderStore:
+    """``order_core.ports.OrderStore`` in a dict. ``writes`` logs each successful write (method, changes)."""
+
+    def __init__(self, records: Iterable[OrderRecord] = ()) -> None:
+        self._lock = threading.RLock()
+        self.records: dict[str, OrderRecord] = {r.order_id: r for r in records}
+        self.writes: list[dict[str, Any]] = []
+
+    # --- reads and the record's birth ----------------------------------------------------------------------
+
+    def create(self, record: OrderRecord) -> bool:
+        with self._lock:
+            if record.order_id in self.records:
+                return False
+            self.records[record.order_id] = record
+            self.writes.append({"write": "create", "order_id": record.order_id, "request": record.request})
+            return True
+
+    def get(self, order_id: str) -> OrderRecord | None:
+        with self._lock:
+            return self.records.get(order_id)
+
+    def delete(self, order_id: str) -> None:
+        with self._lock:
+            self.records.pop(order_id, None)
+
+    def list_for_tenant(self, tenant: str, *, newest_first: bool = True) -> Iterator[OrderRecord]:
+        with self._lock:
+            mine = [r for r in self.records.values() if r.tenant == tenant]
+        yield from sorted(mine, key=lambda r: r.created_on, reverse=newest_first)
+
+    def count_active(self, state: str, tenant: str | None = None) -> int:
+        with self._lock:
+            return sum(
+                1
+                for r in self.records.values()
+                if r.state.value == state and (tenant is None or r.tenant == tenant)
+            )
+
+    def active_order_ids(self, page_size: int = 500) -> Iterator[list[str]]:
+        with self._lock:
+            active = [r.order_id for r in self.records.values() if r.state in ACTIVE_STATES]
+        for start in range(0, len(active), page_size):
+            yield active[start : start + page_size]
+
+    # --- the lifecycle's writes ----------------------------------------------------------------------------
+
+    def _write(
+        self,
+        write: str,
+        order_id: str,
+        changes: dict[str, Any],
+        *,
+        phases: Collection[Phase] | None = None,
+        when: Any = None,
+    ) -> OrderRecord | None:
+        """Apply ``changes`` if the record exists, is in one of ``phases`` and ``when(record)`` holds."""
+        with self._lock:
+            record = self.records.get(order_id)
+            if record is None or (phases is not None and record.phase not in phases):
+                return None
+            if when is not None and not when(record):
+                return None
+            target = changes.get("phase", record.phase)
+            if "phase" in changes and not can_move(record.phase, target):
+                raise IllegalMove(f"{write}: {record.phase} -> {target}")
+            updated = record.model_copy(update=changes)
+            # What model_copy skips: validation. Round-trip so a wrong type fails here as in DynamoDB.
+            self.records[order_id] = OrderRecord.model_validate(updated.model_dump())
+            self.writes.append({"write": write, "order_id": order_id, **changes})
+            return self.records[order_id]
+
+    def claim_submission(self, order_id: str, *, lease: timedelta) -> OrderRecord | None:
+        with self._lock:
+            record = self.records.get(order_id)
+            if record is None:
+                return None
+            now = utcnow()
+
+            def claimable(r: OrderRecord) -> bool:
+                if r.rejected:
+                    return False
+                if r.phase is Phase.ACCEPTED:
+                    return not r.cancel_requested
+                return r.submit_lease_until is None or r.submit_lease_until < now
+
+            return self._write(
+                "claim_submission",
+                order_id,
+                {
+                    "phase": Phase.SUBMITTING,
+                    "submit_attempts": record.submit_attempts + 1,
+                    "submit_started_at": record.submit_started_at or now,
+                    "submit_lease_until": now + lease,
+                    "last_modified": now,
+                },
+                phases=BEFORE_PLANET,
+                when=claimable,
+            )
+
+    def release_submission(self, order_id: str) -> None:
+        self._write("release_submission", order_id, {"submit_lease_until": None}, phases={Phase.SUBMITTING})
+
+    def record_upstream_order(
+        self,
+        order_id: str,
+        *,
+        upstream_order_id: str,
+        upstream_state: str,
+        last_message: str,
+        request: dict[str, Any] | None = None,
+    ) -> OrderRecord | None:
+        now = utcnow()
+        changes: dict[str, Any] = {
+            "phase": Phase.SUBMITTED,
+            "state": planet_state(Phase.SUBMITTED, upstream_state),
+            "upstream_order_id": upstream_order_id,
+            "upstream_state": upstream_state,
+            "submitted_at": now,
+            "last_modified": now,
+            "last_message": last_message,
+            "submit_lease_until": None,
+        }
+        if request is not None:
+            changes["request"] = request
+        return self._write("record_upstream_order", order_id, changes, phases={Phase.SUBMITTING})
+
+    def reject(
+        self, order_id: str, hints: list[str], request: dict[str, Any] | None = None
+    ) -> OrderRecord | None:
+        changes: dict[str, Any] = {
+            "phase": Phase.ACCEPTED,
+            "rejected": True,
+            "error_hints": hints,
+            "last_message": "Order rejected",
+            "last_modified": utcnow(),
+            "submit_lease_until": None,
+        }
+        if request is not None:
+            changes["request"] = request
+        return self._write("reject", order_id, changes, phases=BEFORE_PLANET)
+
+    def forget_credentials(self, order_id: str, request: dict[str, Any]) -> OrderRecord | None:
+        return self._write("forget_credentials", order_id, {"request": request})
+
+    def request_cancel(self, order_id: str, request: dict[str, Any] | None = None) -> OrderRecord | None:
+        changes: dict[str, Any] = {"cancel_requested": True, "last_modified": utcnow()}
+        if request is not None:
+            changes["request"] = request
+        return self._write(
+            "request_cancel",
+            order_id,
+            changes,
+            phases=BEFORE_PLANET,
+            when=lambda r: not r.cancel_requested and not r.rejected,
+        )
+
+    def record_upstream_cancel(self, order_id: str, upstream_state: str) -> OrderRecord | None:
+        changes = {
+            "upstream_state": upstream_state,
+            "state": planet_state(Phase.SUBMITTED, upstream_state),
+            "last_modified": utcnow(),
+            "last_message": "Cancel success",
+        }
+        return self._write("record_upstream_cancel", order_id, changes, phases={Phase.SUBMITTED})
+
+    def record_poll(
+        self,
+        order_id: str,
+        *,
+        upstream_state: OrderState,
+        last_message: str | None = None,
+        error_hints: list[str] | None = None,
+    ) -> OrderRecord | None:
+        with self._lock:
+            record = self.records.get(order_id)
+            if record is None or record.phase not in AT_PLANET:
+                return None
+            target = phase_after_poll(record.phase, upstream_state)
+            changes: dict[str, Any] = {
+                "phase": target,
+                "state": planet_state(target, upstream_state.value),
+                "upstream_state": upstream_state.value,
+                "unusable_polls": 0,
+                "last_modified": utcnow(),
+            }
+            if last_message is not None:
+                changes["last_message"] = last_message
+            if error_hints:
+                changes["error_hints"] = list(error_hints)
+            return self._write("record_poll", order_id, changes, phases=AT_PLANET)
+
+    def record_unusable_poll(self, order_id: str, count: int) -> OrderRecord | None:
+        return self._write("record_unusable_poll", order_id, {"unusable_polls": count}, phases=AT_PLANET)
+
+    def record_results(
+        self,
+        order_id: str,
+        results: Iterable[LandedFile],
+        *,
+        pending: list[str],
+        landed_bytes: int,
+        last_message: str | None = None,
+        delivery_key: str | None = None,
+        error_hints: list[str] | None = None,
+    ) -> OrderRecord | None:
+        changes: dict[str, Any] = {
+            "results": list(results),
+            "pending_results": pending,
+            "landed_bytes": landed_bytes,
+            "last_modified": utcnow(),
+        }
+        if last_message is not None:
+            changes["last_message"] = last_message
+        if delivery_key is not None:
+            changes["delivery_key"] = delivery_key
+        if error_hints is not None:
+            changes["error_hints"] = error_hints
+        return self._write("record_results", order_id, changes, phases={Phase.DELIVERING})
+
+    def claim_completion_event(self, order_id: str, at: datetime) -> OrderRecord | None:
+        return self._write(
+            "claim_completion_event",
+            order_id,
+            {"event_published_at": at},
+            when=lambda r: r.event_published_at is None,
+        )
+
+    def release_completion_event(self, order_id: str) -> None:
+        self._write("release_completion_event", order_id, {"event_published_at": None})
+
+    def finalize(
+        self, order_id: str, *, state: OrderState, last_message: str, hints: list[str], at: datetime
+    ) -> OrderRecord | None:
+        changes = {
+            "state": planet_state(Phase.FINALIZED, None, state),
+            "phase": Phase.FINALIZED,
+            "last_message": last_message,
+            "error_hints": hints,
+            "pending_results": [],
+            "last_modified": at,
+        }
+        return self._write(
+            "finalize", order_id, changes, phases={p for p in Phase if p is not Phase.FINALIZED}
+        )
