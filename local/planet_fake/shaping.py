@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import zipfile
@@ -262,7 +263,7 @@ def _zip(order_id: str, members: list[OutputFile]) -> bytes:
 def _archive(
     order_id: str, path: str, members: list[OutputFile], annotations: Mapping[str, str]
 ) -> OutputFile:
-    lazy = LazyBody(lambda: _zip(order_id, members))
+    lazy = LazyBody(functools.partial(_zip, order_id, members))  # a partial pickles; a lambda would not
     return OutputFile(path, "application/zip", annotations, lazy=lazy)
 
 
