@@ -10,7 +10,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 
 
 .PHONY: help venv up clean-state demo test unit integration statemachine e2e fake-tests lint format typecheck validate clean
-.PHONY: openapi event-schema fuzz chaos bench-cold-start bench-landing bench-landing-memory bench-list
+.PHONY: openapi event-schema fuzz fuzz-orders chaos bench-cold-start bench-landing bench-landing-memory bench-list
 
 help:
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -53,6 +53,8 @@ event-schema: venv ## regenerate docs/events/ (completion event JSON Schema, Asy
 	$(PY) -m gateway_local.event_schema
 fuzz: venv ## schemathesis from docs/openapi.json against a local stack (part of make test; FUZZ_EXAMPLES=500 digs deeper)
 	$(PY) -m pytest tests/e2e/test_fuzz_api.py
+fuzz-orders: venv ## generated orders (Hypothesis, from the fake's bundles table) end to end through a local stack; EXAMPLES=500 digs deeper
+	$(if $(EXAMPLES),EXAMPLES=$(EXAMPLES)) $(PY) -m pytest tests/e2e/test_generated_orders.py
 chaos: venv ## every upstream op x every fault kind, duplicates, hostile producers on a local stack; prints a table (CI; make test runs a subset)
 	CHAOS_FULL=1 $(PY) -m pytest tests/chaos
 bench-cold-start: venv ## ApiFunction import + first GET in fresh processes vs a typical handler; updates benchmarks/RESULTS.md

@@ -273,10 +273,19 @@ def storage(object_path: str) -> ResponseReturnValue:
     response = Response(chunks(start, end), status=status, content_type=media_type, direct_passthrough=True)
     response.headers["Content-Length"] = str(end - start)
     response.headers["Accept-Ranges"] = "bytes"
-    response.headers["Content-Disposition"] = f'attachment; filename="{path.rsplit("/", 1)[-1]}"'
+    response.headers["Content-Disposition"] = _attachment(path.rsplit("/", 1)[-1])
     if status == 206:
         response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     return response
+
+
+def _attachment(name: str) -> str:
+    """Content-Disposition for a file name (RFC 6266): headers are latin-1, so a name that is not plain
+    ASCII (an archive named after a non-English order name) gets an ASCII fallback and ``filename*``."""
+    plain = "".join(c if " " <= c < "\x7f" and c not in '"\\' else "_" for c in name)
+    if plain == name:
+        return f'attachment; filename="{name}"'
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def _json_error(exc: HTTPException) -> ResponseReturnValue:

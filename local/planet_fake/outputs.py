@@ -36,6 +36,14 @@ class LazyBody:
         self._lock = threading.Lock()
         self._data: bytes | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Orders are pickled for the local stack's restart snapshot: the recipe goes, not the lock, nor the
+        # built bytes (rebuilt, identical, on first use after a restart).
+        return {"build": self._build}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["build"])  # type: ignore[misc]
+
     def get(self) -> bytes:
         with self._lock:
             if self._data is None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import zipfile
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from . import catalog
@@ -145,6 +147,15 @@ def apply_tools(items: list[Item], chain: Chain, file_size: int) -> list[Item]:
 # --- STAC ---------------------------------------------------------------------------------------------
 
 
+def _acquired(item_id: str) -> str:
+    """A STAC Item needs a datetime (or a start and end): the acquisition day Planet's scene ids begin with
+    (`20220304_093300_37_2430`), else the Unix epoch [Inf: the fake knows no acquisition times]."""
+    try:
+        return datetime.strptime(item_id[:8], "%Y%m%d").strftime("%Y-%m-%dT00:00:00Z")
+    except ValueError:
+        return "1970-01-01T00:00:00Z"
+
+
 def _stac_item(item: Item) -> OutputFile:
     directory = item.item_type
     assets = {
@@ -159,7 +170,11 @@ def _stac_item(item: Item) -> OutputFile:
         "stac_version": STAC_VERSION,
         "id": item.item_id,
         "geometry": None,
-        "properties": {"datetime": None, "pl:item_type": item.item_type, "pl:bundle_type": item.bundle},
+        "properties": {
+            "datetime": _acquired(item.item_id),
+            "pl:item_type": item.item_type,
+            "pl:bundle_type": item.bundle,
+        },
         "assets": assets,
         "links": [
             {"rel": "root", "href": "../catalog.json", "type": "application/json"},
@@ -248,7 +263,7 @@ def _zip(order_id: str, members: list[OutputFile]) -> bytes:
 def _archive(
     order_id: str, path: str, members: list[OutputFile], annotations: Mapping[str, str]
 ) -> OutputFile:
-    lazy = LazyBody(lambda: _zip(order_id, members))
+    lazy = LazyBody(functools.partial(_zip, order_id, members))  # a partial pickles; a lambda would not
     return OutputFile(path, "application/zip", annotations, lazy=lazy)
 
 

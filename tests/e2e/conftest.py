@@ -11,6 +11,7 @@ from collections.abc import Generator, Iterator
 
 import pytest
 from gateway_local.readiness import RunningStack
+from order_checks import CompletionEvents
 from stack_process import running_stack
 
 
@@ -18,6 +19,12 @@ from stack_process import running_stack
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     with running_stack(tmp_path_factory.mktemp("local-stack")) as stack:
         yield stack
+
+
+@pytest.fixture(scope="session")
+def completion_events(local_stack: RunningStack) -> CompletionEvents:
+    """The stack's completion events by order id; one reader per stack, since reading deletes them."""
+    return CompletionEvents(local_stack)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -58,6 +58,22 @@ def test_storage_response_has_length_disposition_and_no_chunking(done_order: dic
     assert "Transfer-Encoding" not in response.headers
 
 
+def test_storage_serves_an_archive_named_after_a_non_ascii_order_name_with_an_rfc6266_disposition(
+    fake: FakePlanetServer, api: PlanetApi
+) -> None:
+    fake.store.update_config({"queued_seconds": 0, "running_seconds": 0})
+    request = scenes_request(name="Gröningen Ĝ", item_ids=["20220304_093300_37_2430"])
+    request["delivery"] = {"archive_type": "zip", "single_archive": True, "archive_filename": "{{name}}"}
+    order = api.create_and_wait(request)
+
+    response = fetch(_location(order, "Gröningen Ĝ.zip"))
+
+    assert response.status_code == 200
+    assert response.headers["Content-Disposition"] == (
+        "attachment; filename=\"Gr_ningen _.zip\"; filename*=UTF-8''Gr%C3%B6ningen%20%C4%9C.zip"
+    )
+
+
 def test_manifest_digests_and_sizes_match_downloaded_bytes(done_order: dict[str, Any]) -> None:
     results = results_by_path(done_order)
     manifest = fetch(results["manifest.json"]["location"]).json()

@@ -7,9 +7,11 @@ import hashlib
 import io
 import json
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pystac
 import pytest
 import requests
 from planet import specs
@@ -292,6 +294,7 @@ def test_stac_metadata_adds_item_collection_and_catalog_documents(api: PlanetApi
     assert {"catalog.json", "PSScene/collection.json", f"PSScene/{SCENE}.json"} <= paths
     stac_item = fetch(results_by_path(order)[f"PSScene/{SCENE}.json"]["location"]).json()
     assert stac_item["stac_version"] == "1.0.0" and stac_item["id"] == SCENE
+    assert pystac.Item.from_dict(stac_item).datetime == datetime(2022, 3, 4, tzinfo=UTC)  # a valid STAC Item
     assert stac_item["assets"]["ortho_udm2"]["href"] == f"./{SCENE}_3B_udm2.tif"
     assert {f["path"] for f in _manifest(order)["files"]} == paths
 
@@ -372,3 +375,31 @@ def test_bundles_spec_is_served_in_the_spec_shape_the_sdk_reads(fake: FakePlanet
         specs.validate_bundle("PSScene", "analytic")
     spec = requests.get(fake.base_url + "/bundles/spec", timeout=10).json()
     assert spec["bundles"]["visual"]["assets"]["PSScene"] == ["ortho_visual"]
+
+
+@pytest.mark.parametrize(
+    "delivery", [{"archive_type": "zip"}, {"archive_type": "zip", "single_archive": True}]
+)
+def test_zip_orders_survive_the_stores_export_and_import_with_identical_archives(
+    delivery: dict[str, Any],
+) -> None:
+    # The local stack snapshots the fake's orders (pickled) after every API call; a zip order used to break
+    # every snapshot, and so every later API call, because its lazily built archive could not be pickled.
+    from planet_fake.config import FakePlanetConfig
+    from planet_fake.orders import Order
+    from planet_fake.store import FakePlanetStore
+
+    config = FakePlanetConfig(queued_seconds=0, running_seconds=0)
+    before = FakePlanetStore(config)
+    order = Order.create(
+        "key", _order("PSScene", "analytic_udm2", delivery=delivery), config, datetime.now(UTC)
+    )
+    before.add_order(order)
+    built = [f.data() for f in order.delivered_files() if f.path.endswith(".zip")]
+
+    after = FakePlanetStore(config)
+    assert after.import_state(before.export_state()) == 1
+    restored = after.order_of(order.id, "key")
+
+    assert restored is not None and built
+    assert [f.data() for f in restored.delivered_files() if f.path.endswith(".zip")] == built
