@@ -32,7 +32,7 @@ EXPIRY = {
     },
     "storage": {"kind": "status", "status": 403, "message": "Signed URL has expired"},
 }
-#: "all" is bounded, but far beyond every retry budget of the stack the suite runs (SUBMIT_MAX_ATTEMPTS=3,
+#: "all" is bounded, but far beyond every retry budget of the stack the suite runs (SUBMIT_MAX_ATTEMPTS=4,
 #: 4 range retries x 3 file restarts x 6 LandResults attempts, the 90 s polling deadline).
 ALL = 1000
 #: The landing operations' "every attempt" runs. Each costs about a minute of FinalizeFunction time (every
