@@ -6,8 +6,8 @@ Run it with the Lambda runtime's Python (the ``.pyc`` it expects are that interp
 (the layer, each function) it prints its size and how many ``.py`` and ``.pyc`` it holds, and fails when:
 
 * a ``.py`` has no ``__pycache__/<name>.<cache tag>.pyc`` of this Python compiled with
-  ``--invalidation-mode unchecked-hash`` (the only kind Python uses without checking, or rewriting, the source:
-  in Lambda's read-only ``/opt`` a timestamp ``.pyc`` would be judged against mtimes the zip does not keep);
+  ``--invalidation-mode unchecked-hash`` (the only kind Python uses without checking, or rewriting, the
+  source: in Lambda's read-only ``/opt`` a timestamp ``.pyc`` is judged against mtimes the zip does not keep);
 * the layer holds a distribution that nothing needs: every requirement must be imported by the code (the
   layer's ``order_core`` and the functions), every other distribution must be required by one of those;
 * the layer holds what the runtime provides (boto3, botocore, s3transfer): two copies, and the layer's wins.
@@ -31,8 +31,8 @@ try:
     from packaging.markers import Marker
     from packaging.requirements import Requirement
 except ImportError:  # pragma: no cover - the Lambda Python without packaging: pip's copy
-    from pip._vendor.packaging.markers import Marker  # type: ignore[no-redef]
-    from pip._vendor.packaging.requirements import Requirement  # type: ignore[no-redef]
+    from pip._vendor.packaging.markers import Marker  # type: ignore[assignment]
+    from pip._vendor.packaging.requirements import Requirement  # type: ignore[assignment]
 
 # What the Lambda Python runtime provides; a layer copy would shadow it (and weighs ~25 MB).
 RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer"})
@@ -77,7 +77,9 @@ def _is_unchecked_hash_pyc(path: Path) -> bool:
         header = path.read_bytes()[:8]
     except OSError:
         return False
-    return header[:4] == importlib.util.MAGIC_NUMBER and int.from_bytes(header[4:8], "little") == UNCHECKED_HASH
+    return (
+        header[:4] == importlib.util.MAGIC_NUMBER and int.from_bytes(header[4:8], "little") == UNCHECKED_HASH
+    )
 
 
 def imported_modules(files: Iterable[Path]) -> set[str]:
@@ -170,7 +172,9 @@ def artifacts(build_dir: Path) -> Iterator[tuple[str, Path]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("build_dir", type=Path)
     parser.add_argument("--requirements", type=Path, required=True)
     args = parser.parse_args(argv)
