@@ -29,7 +29,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from .api_docs import ApiDocs
 from .api_front import ApiFront
 from .esm import SqsPoller
-from .lambda_runtime import FunctionSpec, InProcessLambdas
+from .lambda_runtime import FunctionSpec, IsolatedLambdas
 from .provision import LocalResources, Provisioner, ProvisionSettings, create_completion_events_queue
 from .readiness import OUTPUTS_FILE, PROJECT_ROOT
 from .template import REGION, TemplateError, load_template
@@ -86,7 +86,7 @@ class LocalStack:
         self.outputs: dict[str, Any] = {}
         self.planet: FakePlanetServer | None = None
         self.resources = LocalResources()
-        self.lambdas = InProcessLambdas()
+        self.lambdas = IsolatedLambdas()  # each function its own process and environment
         self._ports = {"api": api_port, "aws": aws_port, "planet": planet_port}
         self._setting_overrides = {key: env.get(key, value) for key, value in _LOCAL_DEFAULTS.items()}
         # Pointing the local stack at the real Planet takes only its URL (and a key, PLANET_API_KEY).
@@ -184,6 +184,7 @@ class LocalStack:
         self.resources = provisioner.provision()
         for spec in self.resources.functions.values():
             self.lambdas.add(spec)
+        self.lambdas.runtime_environment = self._runtime_environment()
         self._set_environ(planet_url)
         self._seed_api_key()
         topics = [attrs["Ref"] for attrs in self.resources.of_type("AWS::SNS::Topic").values()]
@@ -248,6 +249,23 @@ class LocalStack:
         for key in _UNSET:
             self._save_and_set(key, None)
         time.tzset()
+
+    def _runtime_environment(self) -> dict[str, str]:
+        """What the local runtime adds to every function's own environment: the AWS endpoint, the region and
+        credentials (as Lambda sets them), and the local settings no template entry declares (those it
+        declares reach only the functions that declare them, through the provisioner)."""
+        declared = {key for spec in self.lambdas.specs for key in spec.environment}
+        environment = {key: value for key, value in self._setting_overrides.items() if key not in declared}
+        environment.update(
+            {
+                "AWS_ENDPOINT_URL": self.aws_endpoint,
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                **DUMMY_CREDENTIALS,
+                "TZ": "UTC",
+            }
+        )
+        return environment
 
     def _save_and_set(self, key: str, value: str | None) -> None:
         self._saved_environ.setdefault(key, os.environ.get(key))
