@@ -382,15 +382,18 @@ def _spawn(
         )
         assert child.stdout is not None
         answered_ms = math.nan
+        head = []
         for line in child.stdout:  # EMF metric lines may come first
-            if line.startswith("SERVED"):
+            head.append(line)
+            if "SERVED" in line:
                 answered_ms = (time.perf_counter() - started) * 1000
                 break
-        stdout, _ = child.communicate(timeout=120)
+        rest, _ = child.communicate(timeout=120)
+        stdout = "".join(head) + rest
         process_ms = (time.perf_counter() - started) * 1000
         errors.seek(0)
         stderr = errors.read()
-    lines = [line for line in stdout.splitlines() if line.startswith("COLD-START ")]
+    lines = [line[line.index("COLD-START ") :] for line in stdout.splitlines() if "COLD-START " in line]
     if child.returncode != 0 or not lines:
         raise SystemExit(f"{variant.label}: child failed ({child.returncode})\n{stdout}\n{stderr[-4000:]}")
     data = json.loads(lines[-1].removeprefix("COLD-START "))

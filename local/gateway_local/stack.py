@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +29,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from .api_docs import ApiDocs
 from .api_front import ApiFront
 from .esm import SqsPoller
+from .iam import create_function_roles, enforce
 from .lambda_runtime import FunctionSpec, IsolatedLambdas
 from .provision import LocalResources, Provisioner, ProvisionSettings, create_completion_events_queue
 from .readiness import OUTPUTS_FILE, PROJECT_ROOT
@@ -96,15 +97,20 @@ class LocalStack:
         self._api: ApiFront | None = None
         self._saved_environ: dict[str, str | None] = {}
         self._saved_sfn_config = default_user_config["stepfunctions"]
+        self._restore_iam: Callable[[], None] | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LocalStack:
         """Ports and options from API_PORT, AWS_PORT, PLANET_PORT, LOCAL_STACK_STATE_DIR, PLANET_API_KEY,
-        LOCAL_QUEUE_VISIBILITY_TIMEOUT (defaults 8000, 5000, 8001, <project>/.local-stack)."""
+        LOCAL_QUEUE_VISIBILITY_TIMEOUT, LOCAL_STACK_PROJECT_ROOT (defaults 8000, 5000, 8001,
+        <project>/.local-stack, none, this project)."""
         env = os.environ if environ is None else environ
         state_dir = env.get("LOCAL_STACK_STATE_DIR")
         visibility = env.get("LOCAL_QUEUE_VISIBILITY_TIMEOUT")
+        # Another copy of the project (a test's template with one policy removed, say).
+        project_root = env.get("LOCAL_STACK_PROJECT_ROOT")
         return cls(
+            project_root=Path(project_root) if project_root else PROJECT_ROOT,
             api_port=int(env.get("API_PORT", "8000")),
             aws_port=int(env.get("AWS_PORT", "5000")),
             planet_port=int(env.get("PLANET_PORT", "8001")),
@@ -141,6 +147,9 @@ class LocalStack:
             self._moto.stop()
             self._moto = None
         self.lambdas.uninstall()
+        if self._restore_iam is not None:
+            self._restore_iam()
+            self._restore_iam = None
         default_user_config["stepfunctions"] = self._saved_sfn_config
         self._restore_environ()
         (self.state_dir / OUTPUTS_FILE).unlink(missing_ok=True)
@@ -185,6 +194,12 @@ class LocalStack:
         for spec in self.resources.functions.values():
             self.lambdas.add(spec)
         self.lambdas.runtime_environment = self._runtime_environment()
+        # Each function signs its calls with a session of its own role (the template's Policies, as SAM
+        # expands them); moto refuses what the role does not allow, as IAM would.
+        roles = create_function_roles(template, self.resources.attributes, self.client)
+        for logical_id, credentials in roles.items():
+            self.lambdas.credentials[self.resources.functions[logical_id].name] = credentials
+        self._restore_iam = enforce()
         self._set_environ(planet_url)
         self._seed_api_key()
         topics = [attrs["Ref"] for attrs in self.resources.of_type("AWS::SNS::Topic").values()]
