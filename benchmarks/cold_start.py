@@ -108,7 +108,7 @@ print("COLD-START " + json.dumps({
     "modules": len(sys.modules),
     "watched": watched,
     "answer": first,
-}, default=str))
+}, default=str), flush=True)
 """
 
 

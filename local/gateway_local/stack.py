@@ -1,10 +1,12 @@
 """The whole service on one machine: moto, the template's resources, the triggers and the fake Planet.
 
-``LocalStack`` is the one entry point for ``python -m gateway_local up``, the demo and tests. Everything
-runs in this process: moto in server mode (so other processes, the AWS CLI and boto3 can reach it), the
-functions in-process (moto's Docker runner replaced), an SQS poller per SQS event and an HTTP front for the
-API events. Because handlers share the process, their environments are merged into ``os.environ``; moto's
-``MOTO_PORT`` is process-global too, so there is one stack per process.
+``LocalStack`` is the one entry point for ``python -m gateway_local up``, the demo and tests. It runs moto
+in server mode (so other processes, the AWS CLI and boto3 can reach it), the functions each in its own
+process with only its template environment and a session of its own IAM role (moto's Docker runner
+replaced; ``lambda_runtime.IsolatedLambdas``, ``iam``), an SQS poller per SQS event and an HTTP front for
+the API events. The functions' environments are also merged into this process's ``os.environ``, for the
+stack's own use of ``order_core`` (seeding keys); moto's ``MOTO_PORT`` is process-global too, so there is
+one stack per process.
 """
 
 from __future__ import annotations
