@@ -37,6 +37,9 @@ _TRUST_LAMBDA = {
     ],
 }
 _CODE_PROPERTIES = ("CodeUri", "ContentUri", "DefinitionUri")
+# Access key ids of the functions' role sessions: the requests moto checks (others carry dummy credentials,
+# possibly with a dummy session token, as the test suite's environment has).
+_SESSION_KEYS: set[str] = set()
 
 
 class _NoManagedPolicies:
@@ -96,6 +99,7 @@ def create_function_roles(
             )
         session = sts.assume_role(RoleArn=role_arn, RoleSessionName=logical_id, DurationSeconds=43200)
         key = session["Credentials"]
+        _SESSION_KEYS.add(key["AccessKeyId"])
         credentials[logical_id] = {
             "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
             "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
@@ -148,9 +152,16 @@ def _stepfunctions_resource(response: Any) -> str:
     return str(body.get("stateMachineArn") or body.get("executionArn") or "*")
 
 
+def _signed_by_function(response: Any) -> bool:
+    """Whether a request is signed with one of the functions' role sessions."""
+    authorization = response.headers.get("Authorization") or ""
+    credential = authorization.partition("Credential=")[2].split("/", 1)[0]
+    return credential in _SESSION_KEYS
+
+
 def _safely(determine: Callable[[Any], str]) -> Callable[[Any], str]:
     def determine_resource(response: Any) -> str:
-        if "X-Amz-Security-Token" not in response.headers:
+        if not _signed_by_function(response):
             return "*"  # not checked (see _authorize_function_sessions)
         try:
             return determine(response)
@@ -177,7 +188,7 @@ def _resource_handlers() -> list[tuple[type, Callable[[Any], str]]]:
 
 def _authorize_function_sessions(self: Any, iam_request_cls: type, resource: str = "*") -> None:
     """moto's check (signature, then the role's policies), for requests signed with a role session."""
-    if "X-Amz-Security-Token" not in self.headers:
+    if not _signed_by_function(self):
         return  # the local stack itself, tests, the CLI: dummy credentials, no IAM
     path = self.raw_path
     query = self.uri.split("?", 1)[1] if "?" in self.uri else ""
