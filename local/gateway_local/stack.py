@@ -92,6 +92,7 @@ class LocalStack:
         self.lambdas = IsolatedLambdas()  # each function its own process and environment
         self._ports = {"api": api_port, "aws": aws_port, "planet": planet_port}
         self._setting_overrides = {key: env.get(key, value) for key, value in _LOCAL_DEFAULTS.items()}
+        self._environ = dict(env)  # tuning settings given to `up` reach the functions (_runtime_environment)
         # Pointing the local stack at the real Planet takes only its URL (and a key, PLANET_API_KEY).
         self._planet_api_url = env.get("PLANET_API_URL")
         self._moto: MotoServer | None = None
@@ -271,8 +272,14 @@ class LocalStack:
         """What the local runtime adds to every function's own environment: the AWS endpoint, the region and
         credentials (as Lambda sets them), and the local settings no template entry declares (those it
         declares reach only the functions that declare them, through the provisioner)."""
+        from order_core.config import Settings
+
         declared = {key for spec in self.lambdas.specs for key in spec.environment}
         environment = {key: value for key, value in self._setting_overrides.items() if key not in declared}
+        # Settings no template entry declares (tuning such as DOWNLOAD_REQUESTS_PER_SECOND), when given to
+        # `up`; never PLANET_API_KEY (in AWS the key comes from Secrets Manager).
+        tuning = {name.upper() for name in Settings.model_fields} - declared - set(_UNSET)
+        environment.update({key: value for key, value in self._environ.items() if key in tuning})
         environment.update(
             {
                 "AWS_ENDPOINT_URL": self.aws_endpoint,
