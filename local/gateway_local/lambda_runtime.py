@@ -11,12 +11,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
+import select
+import subprocess
 import sys
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -201,3 +204,107 @@ def _import_file(spec: FunctionSpec, module_path: str) -> ModuleType:
             "Runtime.ImportModuleError", f"Unable to import module '{module_path}': {error}"
         ) from error
     return module
+
+
+# --- one process per function ------------------------------------------------------------------------------
+
+WORKER = Path(__file__).with_name("lambda_worker.py")
+
+
+class IsolatedLambdas(InProcessLambdas):
+    """Each function in its own process (``lambda_worker.py``), with only the environment Lambda gives it.
+
+    What its template entry declares (Globals merged), what Lambda sets (``AWS_REGION``,
+    ``AWS_LAMBDA_FUNCTION_NAME``, ... and the credentials of its own execution role), and the local runtime's
+    plumbing (``runtime_environment``: the AWS endpoint, settings the local stack adds such as
+    ``POWERTOOLS_TRACE_DISABLED``). Nothing of the developer's shell or of the other functions: a variable
+    missing from a function's entry is missing here too. One invocation at a time per function, as in a
+    Lambda sandbox; a timed-out or crashed sandbox is replaced on the next invocation.
+    """
+
+    def __init__(self, runtime_environment: Mapping[str, str] | None = None) -> None:
+        super().__init__()
+        self.runtime_environment: dict[str, str] = dict(runtime_environment or {})
+        # Per function: the access key pair its AWS calls are signed with (its execution role's, locally).
+        self.credentials: dict[str, dict[str, str]] = {}
+        self._workers: dict[str, subprocess.Popen[str]] = {}
+
+    def environment(self, spec: FunctionSpec) -> dict[str, str]:
+        """The whole environment the function's process starts with."""
+        environment = {key: os.environ[key] for key in ("PATH", "LANG", "TZ", "HOME") if key in os.environ}
+        environment.update(self.runtime_environment)
+        environment.update(
+            {
+                "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+                "GATEWAY_LOCAL_FUNCTION_ARN": spec.arn,
+                "PYTHONPATH": os.pathsep.join(str(layer) for layer in spec.layer_dirs),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        environment.update(self.credentials.get(spec.name, {}))
+        environment.update(spec.environment)
+        return environment
+
+    def _run(self, spec: FunctionSpec, event: Any) -> Invocation:
+        if spec.name in self._handlers:  # a handler given to add(): in this process
+            return super()._run(spec, event)
+        worker = self._worker(spec)
+        assert worker.stdin is not None and worker.stdout is not None
+        request = {"event": event, "timeout_ms": spec.timeout_seconds * 1000}
+        try:
+            worker.stdin.write(json.dumps(request) + "\n")
+            worker.stdin.flush()
+        except (BrokenPipeError, OSError):
+            return self._lost(spec, "Runtime.ExitError", "the function's process exited")
+        ready, _, _ = select.select([worker.stdout], [], [], spec.timeout_seconds + 1)
+        if not ready:
+            return self._lost(
+                spec, "Sandbox.Timedout", f"Task timed out after {spec.timeout_seconds}.00 seconds"
+            )
+        line = worker.stdout.readline()
+        if not line:
+            return self._lost(spec, "Runtime.ExitError", "the function's process exited")
+        reply = json.loads(line)
+        return Invocation(reply["payload"], errored=reply["errored"], logs=reply.get("logs", ""))
+
+    def _worker(self, spec: FunctionSpec) -> subprocess.Popen[str]:
+        worker = self._workers.get(spec.name)
+        if worker is None or worker.poll() is not None:
+            worker = subprocess.Popen(  # noqa: S603 - this interpreter, our worker, the template's handler
+                [sys.executable, str(WORKER), str(spec.code_dir), spec.handler],
+                env=self.environment(spec),
+                cwd=spec.code_dir,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            self._workers[spec.name] = worker
+        return worker
+
+    def _lost(self, spec: FunctionSpec, error_type: str, message: str) -> Invocation:
+        log.error("%s: %s", spec.name, message)
+        self._stop_worker(spec.name)
+        return _error(error_type, message)
+
+    def _stop_worker(self, name: str) -> None:
+        worker = self._workers.pop(name, None)
+        if worker is None:
+            return
+        if worker.stdin is not None:
+            worker.stdin.close()
+        try:
+            worker.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        if worker.stdout is not None:
+            worker.stdout.close()
+
+    def uninstall(self) -> None:
+        super().uninstall()
+        for name in list(self._workers):
+            with self._sandboxes[name]:
+                self._stop_worker(name)

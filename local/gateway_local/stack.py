@@ -1,10 +1,12 @@
 """The whole service on one machine: moto, the template's resources, the triggers and the fake Planet.
 
-``LocalStack`` is the one entry point for ``python -m gateway_local up``, the demo and tests. Everything
-runs in this process: moto in server mode (so other processes, the AWS CLI and boto3 can reach it), the
-functions in-process (moto's Docker runner replaced), an SQS poller per SQS event and an HTTP front for the
-API events. Because handlers share the process, their environments are merged into ``os.environ``; moto's
-``MOTO_PORT`` is process-global too, so there is one stack per process.
+``LocalStack`` is the one entry point for ``python -m gateway_local up``, the demo and tests. It runs moto
+in server mode (so other processes, the AWS CLI and boto3 can reach it), the functions each in its own
+process with only its template environment and a session of its own IAM role (moto's Docker runner
+replaced; ``lambda_runtime.IsolatedLambdas``, ``iam``), an SQS poller per SQS event and an HTTP front for
+the API events. The functions' environments are also merged into this process's ``os.environ``, for the
+stack's own use of ``order_core`` (seeding keys); moto's ``MOTO_PORT`` is process-global too, so there is
+one stack per process.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,7 +31,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from .api_docs import ApiDocs
 from .api_front import ApiFront
 from .esm import SqsPoller
-from .lambda_runtime import FunctionSpec, InProcessLambdas
+from .iam import create_function_roles, enforce
+from .lambda_runtime import FunctionSpec, IsolatedLambdas
 from .persistence import GatedApp, PauseGate, Snapshotter, StateStore, moto_ungated, planet_ungated
 from .provision import LocalResources, Provisioner, ProvisionSettings, create_completion_events_queue
 from .readiness import OUTPUTS_FILE, PROJECT_ROOT
@@ -90,9 +93,10 @@ class LocalStack:
         self.outputs: dict[str, Any] = {}
         self.planet: FakePlanetServer | None = None
         self.resources = LocalResources()
-        self.lambdas = InProcessLambdas()
+        self.lambdas = IsolatedLambdas()  # each function its own process and environment
         self._ports = {"api": api_port, "aws": aws_port, "planet": planet_port}
         self._setting_overrides = {key: env.get(key, value) for key, value in _LOCAL_DEFAULTS.items()}
+        self._environ = dict(env)  # tuning settings given to `up` reach the functions (_runtime_environment)
         # Pointing the local stack at the real Planet takes only its URL (and a key, PLANET_API_KEY).
         self._planet_api_url = env.get("PLANET_API_URL")
         self._moto: MotoServer | None = None
@@ -107,15 +111,20 @@ class LocalStack:
         self.restored: dict[str, int] | None = None  # what a restart found in state_dir
         self.reconcile_summary: str | None = None  # what the start-up reconciliation repaired
         self.reconciled: list[Any] = []
+        self._restore_iam: Callable[[], None] | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, persist: bool = False) -> LocalStack:
         """Ports and options from API_PORT, AWS_PORT, PLANET_PORT, LOCAL_STACK_STATE_DIR, PLANET_API_KEY,
-        LOCAL_QUEUE_VISIBILITY_TIMEOUT (defaults 8000, 5000, 8001, <project>/.local-stack)."""
+        LOCAL_QUEUE_VISIBILITY_TIMEOUT, LOCAL_STACK_PROJECT_ROOT (defaults 8000, 5000, 8001,
+        <project>/.local-stack, none, this project)."""
         env = os.environ if environ is None else environ
         state_dir = env.get("LOCAL_STACK_STATE_DIR")
         visibility = env.get("LOCAL_QUEUE_VISIBILITY_TIMEOUT")
+        # Another copy of the project (a test's template with one policy removed, say).
+        project_root = env.get("LOCAL_STACK_PROJECT_ROOT")
         return cls(
+            project_root=Path(project_root) if project_root else PROJECT_ROOT,
             api_port=int(env.get("API_PORT", "8000")),
             aws_port=int(env.get("AWS_PORT", "5000")),
             planet_port=int(env.get("PLANET_PORT", "8001")),
@@ -159,6 +168,9 @@ class LocalStack:
             self._moto.stop()
             self._moto = None
         self.lambdas.uninstall()
+        if self._restore_iam is not None:
+            self._restore_iam()
+            self._restore_iam = None
         default_user_config["stepfunctions"] = self._saved_sfn_config
         self._restore_environ()
         (self.state_dir / OUTPUTS_FILE).unlink(missing_ok=True)
@@ -205,6 +217,13 @@ class LocalStack:
             self.client("ses").verify_email_identity(EmailAddress=sender)
         for spec in self.resources.functions.values():
             self.lambdas.add(spec)
+        self.lambdas.runtime_environment = self._runtime_environment()
+        # Each function signs its calls with a session of its own role (the template's Policies, as SAM
+        # expands them); moto refuses what the role does not allow, as IAM would.
+        roles = create_function_roles(template, self.resources.attributes, self.client)
+        for logical_id, credentials in roles.items():
+            self.lambdas.credentials[self.resources.functions[logical_id].name] = credentials
+        self._restore_iam = enforce()
         topics = [attrs["Ref"] for attrs in self.resources.of_type("AWS::SNS::Topic").values()]
         completion_queue_url = create_completion_events_queue(self.client, topics)
         store = self._restore_state() if self.persist else None
@@ -342,6 +361,29 @@ class LocalStack:
         for key in _UNSET:
             self._save_and_set(key, None)
         time.tzset()
+
+    def _runtime_environment(self) -> dict[str, str]:
+        """What the local runtime adds to every function's own environment: the AWS endpoint, the region and
+        credentials (as Lambda sets them), and the local settings no template entry declares (those it
+        declares reach only the functions that declare them, through the provisioner)."""
+        from order_core.config import Settings
+
+        declared = {key for spec in self.lambdas.specs for key in spec.environment}
+        environment = {key: value for key, value in self._setting_overrides.items() if key not in declared}
+        # Settings no template entry declares (tuning such as DOWNLOAD_REQUESTS_PER_SECOND), when given to
+        # `up`; never PLANET_API_KEY (in AWS the key comes from Secrets Manager).
+        tuning = {name.upper() for name in Settings.model_fields} - declared - set(_UNSET)
+        environment.update({key: value for key, value in self._environ.items() if key in tuning})
+        environment.update(
+            {
+                "AWS_ENDPOINT_URL": self.aws_endpoint,
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                **DUMMY_CREDENTIALS,
+                "TZ": "UTC",
+            }
+        )
+        return environment
 
     def _save_and_set(self, key: str, value: str | None) -> None:
         self._saved_environ.setdefault(key, os.environ.get(key))

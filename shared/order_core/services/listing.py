@@ -30,7 +30,7 @@ The semantics, after ``shared/reference/planet-orders-api.md`` section 2.3:
 - ``page_size`` is an integer from 1 to ``MAX_PAGE_SIZE``; the caller chooses the default.
 - Any other parameter is ignored, but repeated in ``_links.next``.
 - A name or value that is not Unicode text (a lone UTF-16 surrogate, which the JSON of a proxy event can
-  spell as ``\ud800``) is refused: it can be neither compared as text nor repeated in a link.
+  spell as ``\\ud800``) is refused: it can be neither compared as text nor repeated in a link.
 
 Paging is by key, not by offset. The page marker is opaque to clients: base64url JSON of the sort values
 of the last order on the previous page. The next page holds the orders that sort strictly after it, so
