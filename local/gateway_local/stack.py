@@ -247,12 +247,12 @@ class LocalStack:
         self._api = ApiFront(self.resources.api_routes, self._invoke_api, HOST, self._ports["api"], docs)
         self._api.start()
         self._ports["api"] = self._api.port
-        if not os.environ.get("WEBHOOK_BASE_URL"):
-            # Links in webhook bodies point at this API (in AWS: the template's PublicBaseUrl parameter).
-            from order_core.config import get_settings
-
-            self._save_and_set("WEBHOOK_BASE_URL", f"http://{HOST}:{self._api.port}/compute/ops")
-            get_settings.cache_clear()
+        # Links in webhook bodies point at this API (in AWS: the template's PublicBaseUrl parameter, which
+        # the functions that declare WEBHOOK_BASE_URL get; their processes start on first use, after this).
+        public = os.environ.get("WEBHOOK_BASE_URL") or f"http://{HOST}:{self._api.port}/compute/ops"
+        for spec in self.lambdas.specs:
+            if "WEBHOOK_BASE_URL" in spec.environment and not spec.environment["WEBHOOK_BASE_URL"]:
+                spec.environment["WEBHOOK_BASE_URL"] = public
         self.outputs = self._build_outputs(planet_url, completion_queue_url, provisioner.resolve_outputs())
         self._write_outputs()
 
