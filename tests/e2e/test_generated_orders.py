@@ -198,8 +198,8 @@ def test_item_id_planet_does_not_know_is_accepted_then_fails_with_planets_refusa
 
 
 _SCENE = {"item_ids": ["20220304_093300_37_2430"], "item_type": "PSScene", "product_bundle": "analytic_udm2"}
-#: Requests the fake Planet refuses (as Planet's docs describe) that the gateway still queues: each is a 202
-#: that ends `failed` with Planet's refusal as its hint, where the issue asks for a 400 at create.
+#: Requests the fake Planet refuses (as Planet's docs describe): the gateway refuses them at create with a 400
+#: naming the field, instead of a 202 that ends `failed` with Planet's refusal as its hint.
 QUEUED_THOUGH_PLANET_REFUSES = {
     "a tool twice": ({"tools": [{"toar": {}}, {"toar": {}}]}, "tools.1"),
     "coregister anchor not in the order": (
@@ -226,11 +226,10 @@ QUEUED_THOUGH_PLANET_REFUSES = {
 
 @pytest.fixture(scope="module")
 def refused_later(local_stack: Any) -> Gateway:
-    """A tenant of its own: these requests are queued today, and must not count as queued refusals."""
+    """A tenant of its own: should one of these requests be queued, it must not count against other tests."""
     return Gateway(local_stack.api_url, new_key(local_stack, "refused-later"), "refused-later")
 
 
-@pytest.mark.xfail(strict=True, reason="the gateway does not check these at create yet (orders9 report)")
 @pytest.mark.parametrize("case", list(QUEUED_THOUGH_PLANET_REFUSES))
 def test_request_planet_refuses_for_tool_parameters_or_archive_options_is_a_400_at_create(
     refused_later: Gateway, case: str

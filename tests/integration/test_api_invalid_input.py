@@ -644,3 +644,66 @@ def test_authorizer_hostile_authorization_header_is_unauthorized(
 
     assert result.errored
     assert json.loads(result.payload)["errorMessage"] == "Unauthorized"  # API Gateway's 401, not a 500
+
+
+# --- POST /orders/v2: what Planet refuses at create, refused here too (not a 202 that fails later) -------
+
+_SKYSAT_51 = [{"item_ids": [f"s{n}" for n in range(51)], "item_type": "SkySatCollect", "product_bundle": "x"}]
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "says"),
+    [
+        pytest.param({"tools": [{"toar": {}}, {"toar": {}}]}, "tools.1", "more than once", id="tool-twice"),
+        pytest.param(
+            {"tools": [{"coregister": {"anchor_item": "20220101_x"}}]},
+            "tools.0.coregister.anchor_item",
+            "'20220101_x' is not among them",
+            id="anchor-not-in-order",
+        ),
+        pytest.param(
+            {"tools": [{"tile": {}}]}, "tools.0.tile.tile_size", "positive integer", id="tile-no-size"
+        ),
+        pytest.param(
+            {"tools": [{"bandmath": {"b2": "b2"}}]}, "tools.0.bandmath.b1", "is required", id="no-b1"
+        ),
+        pytest.param(
+            {"tools": [{"composite": {"group_by": "day"}}]},
+            "tools.0.composite.group_by",
+            "got 'day'",
+            id="group-by-day",
+        ),
+        pytest.param(
+            {"tools": [{"toar": {"scale_factor": -1}}]},
+            "tools.0.toar.scale_factor",
+            "positive integer",
+            id="negative-scale-factor",
+        ),
+        pytest.param(
+            {"delivery": {"single_archive": True}},
+            "delivery.archive_type",
+            "is required",
+            id="single-archive",
+        ),
+        pytest.param(
+            {"delivery": {"archive_filename": "a.zip"}},
+            "delivery.archive_type",
+            "is required",
+            id="archive-filename",
+        ),
+        pytest.param(
+            {"products": _SKYSAT_51, "delivery": {"archive_type": "zip"}},
+            "products",
+            "at most 50 items",
+            id="zip-51-skysat",
+        ),
+    ],
+)
+def test_api_create_request_planet_refuses_answers_400_naming_the_field_with_nothing_queued(
+    aws_stack: AwsStack, extra: dict[str, Any], field: str, says: str
+) -> None:
+    status, body = create(aws_stack, VALID | extra)
+
+    assert status == 400, body
+    assert_planet_400(body, field, says)
+    assert intake_is_empty(aws_stack)

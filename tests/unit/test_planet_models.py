@@ -686,3 +686,113 @@ def test_manifest_reference_sample_parsed() -> None:
 def test_manifest_file_path_escaping_order_directory_rejected(path: str) -> None:
     with pytest.raises(ValidationError):
         Manifest.model_validate({"files": [{"path": path}]})
+
+
+# --- what Planet refuses at create, refused by the gateway too (else a 202 that fails minutes later) -------
+
+_ITEM = "20220304_093300_37_2430"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "fragment"),
+    [
+        pytest.param(
+            {"tools": [{"toar": {}}, {"toar": {}}]}, "tools.1", "appears more than once", id="tool-twice"
+        ),
+        pytest.param(
+            {"tools": [{"coregister": {"anchor_item": "20220101_x"}}]},
+            "tools.0.coregister.anchor_item",
+            "must be one of the order's item ids",
+            id="coregister-anchor-not-in-order",
+        ),
+        pytest.param(
+            {"tools": [{"tile": {}}]}, "tools.0.tile.tile_size", "positive integer", id="tile-no-size"
+        ),
+        pytest.param(
+            {"tools": [{"bandmath": {"b2": "b2"}}]}, "tools.0.bandmath.b1", "is required", id="no-b1"
+        ),
+        pytest.param(
+            {"tools": [{"composite": {"group_by": "day"}}]},
+            "tools.0.composite.group_by",
+            "must be one of 'order', 'strip_id'; got 'day'",
+            id="composite-group-by-day",
+        ),
+        pytest.param(
+            {"tools": [{"toar": {"scale_factor": -1}}]},
+            "tools.0.toar.scale_factor",
+            "positive integer",
+            id="toar-negative-scale",
+        ),
+        pytest.param(
+            {"delivery": {"single_archive": True}},
+            "delivery.archive_type",
+            "single_archive",
+            id="single-archive",
+        ),
+        pytest.param(
+            {"delivery": {"archive_filename": "a.zip"}},
+            "delivery.archive_type",
+            "archive_filename",
+            id="archive-filename",
+        ),
+        pytest.param(
+            {
+                "products": [
+                    {
+                        "item_ids": [f"{_ITEM}_{n}" for n in range(51)],
+                        "item_type": "SkySatCollect",
+                        "product_bundle": "x",
+                    }
+                ],
+                "delivery": {"archive_type": "zip"},
+            },
+            "products",
+            "at most 50 items",
+            id="zip-51-skysat",
+        ),
+    ],
+)
+def test_order_request_planet_refuses_at_create_rejected_naming_field(
+    overrides: dict[str, Any], field: str, fragment: str
+) -> None:
+    messages = messages_for(rejection(scenes_request(**overrides)), field)
+
+    assert any(fragment in message for message in messages), messages
+
+
+def test_order_request_zip_limit_counts_limited_item_types_across_products() -> None:
+    def product(item_type: str, count: int) -> dict[str, Any]:
+        return {
+            "item_ids": [f"{_ITEM}_{n}" for n in range(count)],
+            "item_type": item_type,
+            "product_bundle": "x",
+        }
+
+    zip_delivery = {"archive_type": "zip"}
+    at_limit = [product("SkySatCollect", 25), product("TanagerScene", 25), product("PSScene", 400)]
+    over = [product("SkySatCollect", 25), product("PelicanScene", 26)]
+
+    OrderRequest.model_validate(scenes_request(products=at_limit, delivery=zip_delivery))
+    OrderRequest.model_validate(scenes_request(products=over))  # no zip: only the 500 limit applies
+    assert (
+        "this one has 51"
+        in messages_for(rejection(scenes_request(products=over, delivery=zip_delivery)), "products")[0]
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({"tools": [{"coregister": {"anchor_item": _ITEM}}]}, id="anchor-in-order"),
+        pytest.param(
+            {"tools": [{"tile": {"tile_size": 1232}}, {"toar": {"scale_factor": 10000}}]}, id="tile-toar"
+        ),
+        pytest.param({"tools": [{"composite": {"group_by": "strip_id"}}]}, id="composite-strip"),
+        pytest.param(
+            {"tools": [{"composite": {}}, {"bandmath": {"b1": "b1", "b2": "b2"}}]}, id="composite-bandmath"
+        ),
+        pytest.param({"delivery": {"archive_type": "zip", "single_archive": True}}, id="single-archive-zip"),
+    ],
+)
+def test_order_request_what_planet_accepts_still_accepted(overrides: dict[str, Any]) -> None:
+    OrderRequest.model_validate(scenes_request(**overrides))

@@ -61,7 +61,9 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 __all__ = [
     "CLOUD_DESTINATIONS",
     "MAX_ITEMS_PER_ORDER",
+    "MAX_ZIP_ITEMS",
     "TOOLS_BY_SOURCE_TYPE",
+    "ZIP_LIMITED_ITEM_TYPES",
     "AmazonS3",
     "AzureBlobStorage",
     "BasemapsProduct",
@@ -97,6 +99,10 @@ __all__ = [
 
 MAX_ITEMS_PER_ORDER = 500
 """Planet's limit on item ids plus quad ids in one order (reference §2.1)."""
+
+MAX_ZIP_ITEMS = 50
+ZIP_LIMITED_ITEM_TYPES = ("PelicanScene", "SkySatCollect", "TanagerScene")
+"""Planet's overview: with zip delivery an order holds at most 50 items of these item types."""
 
 SourceType = Literal["scenes", "basemaps"]
 
@@ -379,6 +385,18 @@ class Delivery(_Wire):
             )
         return self
 
+    @model_validator(mode="after")
+    def _archive_options_need_archive_type(self) -> Delivery:
+        # Planet refuses single_archive or archive_filename without archive_type (the SDK never sends them
+        # alone); queued, the order would fail minutes later.
+        given = [name for name in ("single_archive", "archive_filename") if getattr(self, name) is not None]
+        if given and self.archive_type is None:
+            message = f'is required ("zip") when {" and ".join(given)} is given'
+            _raise_if_any(
+                type(self).__name__, [_line_error(("archive_type",), "archive_type", message, None)]
+            )
+        return self
+
     @property
     def destination_name(self) -> str | None:
         """The cloud destination's key (``"amazon_s3"``…), or None for direct download."""
@@ -484,6 +502,38 @@ class Tool(_Wire):
             raise PydanticCustomError("tool_params", "tool parameters must be an object; use {} for none")
         return data
 
+    @model_validator(mode="after")
+    def _required_parameters(self) -> Tool:
+        # Only what Planet's tools docs state and Planet refuses at create (the fake mirrors it): a refusal
+        # the gateway misses is a 202 that fails minutes later. Other parameters stay Planet's to judge.
+        name, params = self.name, self.params
+        if not isinstance(params, dict):
+            return self
+        errors = []
+        if name == "tile" and not _positive_int(params.get("tile_size")):
+            errors.append(_line_error((name, "tile_size"), "tile_size", "must be a positive integer", params))
+        elif name == "toar" and "scale_factor" in params and not _positive_int(params["scale_factor"]):
+            message = "must be a positive integer (Planet's default is 10000)"
+            errors.append(
+                _line_error((name, "scale_factor"), "scale_factor", message, params["scale_factor"])
+            )
+        elif name == "composite" and params.get("group_by", "order") not in _COMPOSITE_GROUP_BY:
+            accepted = ", ".join(map(repr, _COMPOSITE_GROUP_BY))
+            message = f"must be one of {accepted}; got {_short(params['group_by'])}"
+            errors.append(_line_error((name, "group_by"), "group_by", message, params["group_by"]))
+        elif name == "bandmath" and not (isinstance(params.get("b1"), str) and params["b1"].strip()):
+            message = 'is required: an expression for the first output band, e.g. "b1" or "(b4-b3)/(b4+b3)"'
+            errors.append(_line_error((name, "b1"), "bandmath_b1", message, params.get("b1")))
+        elif name == "coregister" and not (
+            isinstance(params.get("anchor_item"), str) and params["anchor_item"].strip()
+        ):
+            message = "is required: the id of one of the order's items"
+            errors.append(
+                _line_error((name, "anchor_item"), "anchor_item", message, params.get("anchor_item"))
+            )
+        _raise_if_any(type(self).__name__, errors)
+        return self
+
     @property
     def name(self) -> str:
         """The tool's name, e.g. ``"clip"``."""
@@ -494,6 +544,30 @@ class Tool(_Wire):
         """The tool's parameters (a model for validated tools, a dict for the others)."""
         value: BaseModel | dict[str, Any] = getattr(self, self.name)
         return value
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+_COMPOSITE_GROUP_BY = ("order", "strip_id")
+"""The composite tool's ``group_by`` values Planet's tools docs list (``order`` is the default)."""
+
+
+def _toolchain_errors(tools: list[Tool], item_ids: set[str] | None) -> list[InitErrorDetails]:
+    """A tool listed twice, and a coregister anchor that is not an item of the order (``item_ids``)."""
+    errors = []
+    seen: set[str] = set()
+    for i, tool in enumerate(tools):
+        if tool.name in seen:
+            message = f"tool {tool.name!r} appears more than once; a tool may appear only once in a toolchain"
+            errors.append(_line_error((i,), "duplicate_tool", message, tool.name))
+        seen.add(tool.name)
+        anchor = tool.coregister.get("anchor_item") if tool.coregister is not None else None
+        if item_ids is not None and anchor is not None and anchor not in item_ids:
+            message = f"must be one of the order's item ids; {_short(anchor)} is not among them"
+            errors.append(_line_error((i, "coregister", "anchor_item"), "anchor_item", message, anchor))
+    return errors
 
 
 def _unknown_tool_message(name: str, source_type: str) -> str:
@@ -561,6 +635,14 @@ class OrderRequest(_Wire):
             ]
             _raise_if_any(cls.__name__, errors)
         tools: list[Tool] | None = handler(value)
+        if tools:
+            products = info.data.get("products")  # absent when the products were invalid
+            item_ids = (
+                {i for p in products if isinstance(p, ScenesProduct) for i in p.item_ids}
+                if source_type == "scenes" and isinstance(products, list)
+                else None
+            )
+            _raise_if_any(cls.__name__, _toolchain_errors(tools, item_ids))
         if source_type == "scenes" and tools:
             message = "is required for scenes orders (only basemaps orders may clip to the product geometry)"
             _raise_if_any(
@@ -572,6 +654,26 @@ class OrderRequest(_Wire):
                 ],
             )
         return tools
+
+    @model_validator(mode="after")
+    def _zip_item_limit(self) -> OrderRequest:
+        if self.delivery is None or self.delivery.archive_type != "zip":
+            return self
+        limited = {
+            (p.item_type, i)
+            for p in self.products
+            if isinstance(p, ScenesProduct) and p.item_type in ZIP_LIMITED_ITEM_TYPES
+            for i in p.item_ids
+        }
+        if len(limited) > MAX_ZIP_ITEMS:
+            message = (
+                f"with zip delivery an order may contain at most {MAX_ZIP_ITEMS} items of item types "
+                f"{', '.join(ZIP_LIMITED_ITEM_TYPES)}; this one has {len(limited)}"
+            )
+            _raise_if_any(
+                type(self).__name__, [_line_error(("products",), "too_many_zip_items", message, None)]
+            )
+        return self
 
     @property
     def item_count(self) -> int:
