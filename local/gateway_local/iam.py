@@ -147,6 +147,15 @@ def _sns_resource(response: Any) -> str:
     return str(response._get_param("TopicArn") or response._get_param("TargetArn") or "*")
 
 
+def _ses_resource(response: Any) -> str:
+    """The sending identity, as IAM names it for SendEmail: the From address (its domain is another)."""
+    source = str(response._get_param("Source") or "")
+    address = source.rpartition("<")[2].rstrip(">").strip()
+    if not address:
+        return "*"
+    return f"arn:aws:ses:{response.region}:{response.current_account}:identity/{address}"
+
+
 def _stepfunctions_resource(response: Any) -> str:
     body = _json_body(response)
     return str(body.get("stateMachineArn") or body.get("executionArn") or "*")
@@ -175,6 +184,7 @@ def _safely(determine: Callable[[Any], str]) -> Callable[[Any], str]:
 def _resource_handlers() -> list[tuple[type, Callable[[Any], str]]]:
     from moto.dynamodb.responses import DynamoHandler
     from moto.secretsmanager.responses import SecretsManagerResponse
+    from moto.ses.responses import EmailResponse
     from moto.sns.responses import SNSResponse
     from moto.stepfunctions.responses import StepFunctionResponse
 
@@ -182,6 +192,7 @@ def _resource_handlers() -> list[tuple[type, Callable[[Any], str]]]:
         (DynamoHandler, _dynamodb_resource),
         (SecretsManagerResponse, _secretsmanager_resource),
         (SNSResponse, _sns_resource),
+        (EmailResponse, _ses_resource),
         (StepFunctionResponse, _stepfunctions_resource),
     ]
 
