@@ -12,14 +12,13 @@ from collections.abc import Collection, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+from order_core.models import changes as store_changes
 from order_core.models.lifecycle import (
     ACTIVE_STATES,
     AT_PLANET,
     BEFORE_PLANET,
     Phase,
     can_move,
-    phase_after_poll,
-    planet_state,
 )
 from order_core.models.order import LandedFile, OrderRecord, utcnow
 from order_core.models.planet import OrderState
@@ -141,43 +140,23 @@ class InMemoryOrderStore:
         last_message: str,
         request: dict[str, Any] | None = None,
     ) -> OrderRecord | None:
-        now = utcnow()
-        changes: dict[str, Any] = {
-            "phase": Phase.SUBMITTED,
-            "state": planet_state(Phase.SUBMITTED, upstream_state),
-            "upstream_order_id": upstream_order_id,
-            "upstream_state": upstream_state,
-            "submitted_at": now,
-            "last_modified": now,
-            "last_message": last_message,
+        changes = {
+            **store_changes.upstream_order_recorded(upstream_order_id, upstream_state, last_message, request),
             "submit_lease_until": None,
         }
-        if request is not None:
-            changes["request"] = request
         return self._write("record_upstream_order", order_id, changes, phases={Phase.SUBMITTING})
 
     def reject(
         self, order_id: str, hints: list[str], request: dict[str, Any] | None = None
     ) -> OrderRecord | None:
-        changes: dict[str, Any] = {
-            "phase": Phase.ACCEPTED,
-            "rejected": True,
-            "error_hints": hints,
-            "last_message": "Order rejected",
-            "last_modified": utcnow(),
-            "submit_lease_until": None,
-        }
-        if request is not None:
-            changes["request"] = request
+        changes = {**store_changes.rejected(hints, request), "submit_lease_until": None}
         return self._write("reject", order_id, changes, phases=BEFORE_PLANET)
 
     def forget_credentials(self, order_id: str, request: dict[str, Any]) -> OrderRecord | None:
         return self._write("forget_credentials", order_id, {"request": request})
 
     def request_cancel(self, order_id: str, request: dict[str, Any] | None = None) -> OrderRecord | None:
-        changes: dict[str, Any] = {"cancel_requested": True, "last_modified": utcnow()}
-        if request is not None:
-            changes["request"] = request
+        changes = store_changes.cancel_requested(request)
         return self._write(
             "request_cancel",
             order_id,
@@ -187,12 +166,7 @@ class InMemoryOrderStore:
         )
 
     def record_upstream_cancel(self, order_id: str, upstream_state: str) -> OrderRecord | None:
-        changes = {
-            "upstream_state": upstream_state,
-            "state": planet_state(Phase.SUBMITTED, upstream_state),
-            "last_modified": utcnow(),
-            "last_message": "Cancel success",
-        }
+        changes = store_changes.upstream_cancelled(upstream_state)
         return self._write("record_upstream_cancel", order_id, changes, phases={Phase.SUBMITTED})
 
     def record_poll(
@@ -207,18 +181,7 @@ class InMemoryOrderStore:
             record = self.records.get(order_id)
             if record is None or record.phase not in AT_PLANET:
                 return None
-            target = phase_after_poll(record.phase, upstream_state)
-            changes: dict[str, Any] = {
-                "phase": target,
-                "state": planet_state(target, upstream_state.value),
-                "upstream_state": upstream_state.value,
-                "unusable_polls": 0,
-                "last_modified": utcnow(),
-            }
-            if last_message is not None:
-                changes["last_message"] = last_message
-            if error_hints:
-                changes["error_hints"] = list(error_hints)
+            changes = store_changes.polled(record.phase, upstream_state, last_message, error_hints)
             return self._write("record_poll", order_id, changes, phases=AT_PLANET)
 
     def record_unusable_poll(self, order_id: str, count: int) -> OrderRecord | None:
@@ -235,18 +198,9 @@ class InMemoryOrderStore:
         delivery_key: str | None = None,
         error_hints: list[str] | None = None,
     ) -> OrderRecord | None:
-        changes: dict[str, Any] = {
-            "results": list(results),
-            "pending_results": pending,
-            "landed_bytes": landed_bytes,
-            "last_modified": utcnow(),
-        }
-        if last_message is not None:
-            changes["last_message"] = last_message
-        if delivery_key is not None:
-            changes["delivery_key"] = delivery_key
-        if error_hints is not None:
-            changes["error_hints"] = error_hints
+        changes = store_changes.results_recorded(
+            results, pending, landed_bytes, last_message, delivery_key, error_hints
+        )
         return self._write("record_results", order_id, changes, phases={Phase.DELIVERING})
 
     def claim_completion_event(self, order_id: str, at: datetime) -> OrderRecord | None:
@@ -263,14 +217,7 @@ class InMemoryOrderStore:
     def finalize(
         self, order_id: str, *, state: OrderState, last_message: str, hints: list[str], at: datetime
     ) -> OrderRecord | None:
-        changes = {
-            "state": planet_state(Phase.FINALIZED, None, state),
-            "phase": Phase.FINALIZED,
-            "last_message": last_message,
-            "error_hints": hints,
-            "pending_results": [],
-            "last_modified": at,
-        }
+        changes = store_changes.finalized(state, last_message, hints, at)
         return self._write(
             "finalize", order_id, changes, phases={p for p in Phase if p is not Phase.FINALIZED}
         )

@@ -11,14 +11,13 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from order_core.adapters.aws import resource
+from order_core.models import changes as store_changes
 from order_core.models.lifecycle import (
     ACTIVE_STATES,
     AT_PLANET,
     BEFORE_PLANET,
     Phase,
     guard,
-    phase_after_poll,
-    planet_state,
 )
 from order_core.models.order import LandedFile, OrderRecord, utcnow
 from order_core.models.planet import OrderState
@@ -282,18 +281,9 @@ class OrdersRepository:
         last_message: str,
         request: dict[str, Any] | None = None,
     ) -> OrderRecord | None:
-        now = utcnow()
-        changes: dict[str, Any] = {
-            "phase": Phase.SUBMITTED,
-            "state": planet_state(Phase.SUBMITTED, upstream_state),
-            "upstream_order_id": upstream_order_id,
-            "upstream_state": upstream_state,
-            "submitted_at": now,
-            "last_modified": now,
-            "last_message": last_message,
-        }
-        if request is not None:
-            changes["request"] = request
+        changes = store_changes.upstream_order_recorded(
+            upstream_order_id, upstream_state, last_message, request
+        )
         return self.update(order_id, changes, only_in_phases=_SUBMITTED_FROM, remove=("submit_lease_until",))
 
     def release_submission(self, order_id: str) -> None:
@@ -302,24 +292,14 @@ class OrdersRepository:
     def reject(
         self, order_id: str, hints: list[str], request: dict[str, Any] | None = None
     ) -> OrderRecord | None:
-        changes: dict[str, Any] = {
-            "phase": Phase.ACCEPTED,
-            "rejected": True,
-            "error_hints": hints,
-            "last_message": "Order rejected",
-            "last_modified": utcnow(),
-        }
-        if request is not None:
-            changes["request"] = request
+        changes = store_changes.rejected(hints, request)
         return self.update(order_id, changes, only_in_phases=_REJECTED_FROM, remove=("submit_lease_until",))
 
     def forget_credentials(self, order_id: str, request: dict[str, Any]) -> OrderRecord | None:
         return self.update(order_id, {"request": request})
 
     def request_cancel(self, order_id: str, request: dict[str, Any] | None = None) -> OrderRecord | None:
-        changes: dict[str, Any] = {"cancel_requested": True, "last_modified": utcnow()}
-        if request is not None:
-            changes["request"] = request
+        changes = store_changes.cancel_requested(request)
         return self.update(
             order_id,
             changes,
@@ -332,12 +312,7 @@ class OrdersRepository:
         )
 
     def record_upstream_cancel(self, order_id: str, upstream_state: str) -> OrderRecord | None:
-        changes = {
-            "upstream_state": upstream_state,
-            "state": planet_state(Phase.SUBMITTED, upstream_state),
-            "last_modified": utcnow(),
-            "last_message": "Cancel success",
-        }
+        changes = store_changes.upstream_cancelled(upstream_state)
         return self.update(order_id, changes, only_in_phases=(Phase.SUBMITTED,))
 
     def record_poll(
@@ -348,20 +323,10 @@ class OrdersRepository:
         last_message: str | None = None,
         error_hints: list[str] | None = None,
     ) -> OrderRecord | None:
-        changes: dict[str, Any] = {
-            "upstream_state": upstream_state.value,
-            "unusable_polls": 0,
-            "last_modified": utcnow(),
-        }
-        if last_message is not None:
-            changes["last_message"] = last_message
-        if error_hints:
-            changes["error_hints"] = list(error_hints)
         # Where the poll moves the order depends on where it is: one guarded write per possible phase (the
         # second only for the rare poll of an order already delivering).
         for current in (Phase.SUBMITTED, Phase.DELIVERING):
-            target = phase_after_poll(current, upstream_state)
-            moved = {**changes, "phase": target, "state": planet_state(target, upstream_state.value)}
+            moved = store_changes.polled(current, upstream_state, last_message, error_hints)
             if (record := self.update(order_id, moved, only_in_phases=(current,))) is not None:
                 return record
         return None
@@ -380,18 +345,9 @@ class OrdersRepository:
         delivery_key: str | None = None,
         error_hints: list[str] | None = None,
     ) -> OrderRecord | None:
-        changes: dict[str, Any] = {
-            "results": list(results),
-            "pending_results": pending,
-            "landed_bytes": landed_bytes,
-            "last_modified": utcnow(),
-        }
-        if last_message is not None:
-            changes["last_message"] = last_message
-        if delivery_key is not None:
-            changes["delivery_key"] = delivery_key
-        if error_hints is not None:
-            changes["error_hints"] = error_hints
+        changes = store_changes.results_recorded(
+            results, pending, landed_bytes, last_message, delivery_key, error_hints
+        )
         return self.update(order_id, changes, only_in_phases=(Phase.DELIVERING,))
 
     def claim_completion_event(self, order_id: str, at: datetime) -> OrderRecord | None:
@@ -405,14 +361,7 @@ class OrdersRepository:
     def finalize(
         self, order_id: str, *, state: OrderState, last_message: str, hints: list[str], at: datetime
     ) -> OrderRecord | None:
-        changes = {
-            "state": planet_state(Phase.FINALIZED, None, state),
-            "phase": Phase.FINALIZED,
-            "last_message": last_message,
-            "error_hints": hints,
-            "pending_results": [],  # whatever had not landed will not: the order is over
-            "last_modified": at,
-        }
+        changes = store_changes.finalized(state, last_message, hints, at)
         return self.update(order_id, changes, only_in_phases=_FINALIZED_FROM)
 
     def count_active(self, state: str, tenant: str | None = None) -> int:
