@@ -173,7 +173,7 @@ def test_check_fallback_table_accepts_what_it_does_not_know(item_type: str, bund
 
 def test_fallback_table_matches_the_published_spec_it_was_generated_from() -> None:
     if not PUBLISHED_SPEC.exists():
-        pytest.skip(f"the published spec is not on this machine ({PUBLISHED_SPEC})")
+        pytest.skip(reason=f"the published spec is not on this machine ({PUBLISHED_SPEC})")
     published = BundlesSpec.from_planet(json.loads(PUBLISHED_SPEC.read_text()))
 
     assert FALLBACK.item_types_by_bundle == published.item_types_by_bundle
