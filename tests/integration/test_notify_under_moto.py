@@ -4,51 +4,21 @@ makes it, a failing receiver is retried and, after the last receive, the call is
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
 import pytest
 from harness import AwsStack, api_event, load_event
+from webhook_receiver import Receiver, running_receiver
 
 TENANT = "default"  # the tenant of the sample API event
 
 
-class Receiver:
-    """A webhook receiver on 127.0.0.1 answering each call with the next status (then 200)."""
-
-    def __init__(self) -> None:
-        self.statuses: list[int] = []
-        self.calls: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                receiver.calls.append({"headers": dict(self.headers), "body": body})
-                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_port}/hook"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.stop()
+    with running_receiver() as server:
+        yield server
 
 
 @pytest.fixture
