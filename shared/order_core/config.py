@@ -29,6 +29,8 @@ class Settings(BaseModel):
     orders_table: str = "orders"
     api_keys_table: str = "api-keys"
     idempotency_table: str = "idempotency"
+    #: Deployment-wide state: Planet request slots per endpoint and the fleet sweep's cursor.
+    fleet_table: str = "fleet"
     intake_queue_url: str = ""
     #: Where SubmitFunction puts intake messages it refuses, each with a ``refusal_reason`` attribute.
     intake_dead_letter_queue_url: str = ""
