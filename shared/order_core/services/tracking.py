@@ -42,7 +42,7 @@ class TrackingPolicy:
     #: A sweep that finished within this many seconds vouches for every order it could have seen.
     sweep_fresh_seconds: float = 300.0
     #: An order polls itself at least this often, whatever the sweeps say.
-    verify_seconds: float = 6 * 3600.0
+    verify_seconds: float = 24 * 3600.0
 
     def __post_init__(self) -> None:
         if self.sweep_interval_seconds <= 0 or self.watch_seconds < 1:
