@@ -133,6 +133,9 @@ class Workflow:
             self.edge("WaitForChange", "PollUpstream", catch="States.Timeout")
             self.edge("SubmittedUpstream", "WaitForChange")
         else:
+            # Only the workflow before issue 12 may lack it (SubmittedUpstream then polls at once).
+            if self._state("SubmittedUpstream").get("Default") != "PollUpstream":
+                raise AslDrift("the workflow has no WaitForChange, and is not the one before issue 12 either")
             self.notes.append(
                 "this tree's ASL has no WaitForChange yet: the new cycle is DESIGN12's "
                 f"(WaitForChange + {', '.join(retry[1:])})"
@@ -146,7 +149,7 @@ class Workflow:
 
     def _state(self, name: str) -> dict[str, Any]:
         try:
-            return self.states[name]  # type: ignore[no-any-return]
+            return self.states[name]
         except KeyError:
             raise AslDrift(f"the workflow has no state {name!r}") from None
 
@@ -502,6 +505,7 @@ class New(Fleet):
         deadline: float,
         tracking: TrackingPolicy,
         webhooks: bool,
+        landing_max_wait: float = MAX_WAIT,
     ) -> None:
         super().__init__(
             "new" if webhooks else "new, webhooks lost", orders, hold=hold, seed=seed, workflow=workflow
@@ -510,12 +514,12 @@ class New(Fleet):
         self.deadline = deadline
         self.tracking = tracking
         self.webhooks = webhooks
+        self.landing_max_wait = landing_max_wait
         self.recorded: list[str] = []
         self.last_own: list[float] = []
         self.watching: list[bool] = []
         self.watch_gen: list[int] = []
         self.wake_pending: list[bool] = []
-        self.retries: list[int] = []
         self.last_modified: list[float] = []
         self.change_at: list[float] = []  # Planet's changes in time order: (when, order)
         self.change_of: list[int] = []
@@ -578,7 +582,6 @@ class New(Fleet):
         self.watching.append(False)
         self.watch_gen.append(0)
         self.wake_pending.append(False)
-        self.retries.append(0)
         self.last_modified.append(self.now)
         self.changed(order)
         self.push(self.running_at[order], RUNNING, order)
@@ -620,6 +623,8 @@ class New(Fleet):
     def poll(self, order: int, *, must_get: bool) -> None:
         """PollUpstream (then RouteOnUpstreamState)."""
         self.trans[order] += self.wf.poll_states
+        attempt = self.attempt[order]
+        self.attempt[order] = attempt + 1  # PollFunction's attempt: one more per PollUpstream
         if not must_get:
             at = T0 + timedelta(seconds=self.now)
             needed = own_poll_needed(
@@ -636,8 +641,9 @@ class New(Fleet):
         if reservation.taken:
             self.push(self.now + reservation.wait_seconds, GET_SEND, order)
         else:
+            # Deferred by the pace, as after a 429: PollService's backoff wait, floored at the deferral.
             self.r.deferrals += 1
-            self.retry(order, max(1, math.ceil(reservation.wait_seconds)))
+            self.retry(order, self.policy.wait_for(self.order_id[order], attempt, reservation.wait_seconds))
 
     def retry(self, order: int, wait: float) -> None:
         """RouteOnUpstreamState with retry=true -> WaitBeforePoll -> PollUpstream (a GET is still owed)."""
@@ -651,11 +657,9 @@ class New(Fleet):
         self.r.gets += 1
         if not self.admit("get"):
             self.pacer.rate_limited("get", RETRY_AFTER)
-            tries = self.retries[order]
-            self.retries[order] = tries + 1
-            self.retry(order, self.policy.wait_for(self.order_id[order], tries, RETRY_AFTER))
+            attempt = self.attempt[order] - 1
+            self.retry(order, self.policy.wait_for(self.order_id[order], attempt, RETRY_AFTER))
             return
-        self.retries[order] = 0
         state = self.planet_state(order, self.now)
         self.recorded[order] = state
         self.last_own[order] = self.now
@@ -670,7 +674,7 @@ class New(Fleet):
             self.watch(order)
 
     def on_land(self, order: int, _arg: int) -> None:
-        reservation = self.pacer.reserve("get", MAX_WAIT)
+        reservation = self.pacer.reserve("get", self.landing_max_wait)
         if reservation.taken:
             self.push(self.now + reservation.wait_seconds, LAND_SEND, order)
         else:
@@ -762,7 +766,13 @@ def setup(asl_path: Path = ASL) -> Setup:
 
 
 def simulate(
-    design: str, orders: int, *, hold_hours: float, seed: int = 12, config: Setup | None = None
+    design: str,
+    orders: int,
+    *,
+    hold_hours: float,
+    seed: int = 12,
+    config: Setup | None = None,
+    landing_max_wait: float = MAX_WAIT,
 ) -> Result:
     config = config or setup()
     hold = hold_hours * 3600
@@ -775,9 +785,15 @@ def simulate(
     }
     fleet: Fleet
     if design == "today":
-        fleet = Today(orders, **common)  # type: ignore[arg-type]
+        fleet = Today(orders, **common)
     else:
-        fleet = New(orders, tracking=config.tracking, webhooks=design == "new", **common)  # type: ignore[arg-type]
+        fleet = New(
+            orders,
+            tracking=config.tracking,
+            webhooks=design == "new",
+            landing_max_wait=landing_max_wait,
+            **common,
+        )
     return fleet.run()
 
 
