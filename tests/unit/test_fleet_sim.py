@@ -94,3 +94,38 @@ def test_workflow_drifted_asl_refused(state: str, change: Any) -> None:
     change(drifted["States"][state])
     with pytest.raises(fleet.AslDrift):
         fleet.Workflow(drifted)
+
+
+def _design12_asl() -> dict[str, Any]:
+    """The repo's ASL rewired as DESIGN12 fixes it (WaitForChange between RouteOnUpstreamState's default
+    and PollUpstream), whichever of the two is in the tree."""
+    asl = json.loads(fleet.ASL.read_text(encoding="utf-8"))
+    states = asl["States"]
+    states["SubmittedUpstream"]["Default"] = "WaitForChange"
+    states["WaitForChange"] = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.wake", "Next": "PollUpstream"}],
+        "Next": "PollUpstream",
+    }
+    route = states["RouteOnUpstreamState"]
+    route["Default"] = "WaitForChange"
+    route["Choices"] = [
+        *[c for c in route["Choices"] if c["Next"] != "WaitBeforePoll"],
+        {"Variable": "$.poll.retry", "BooleanEquals": True, "Next": "WaitBeforePoll"},
+    ]
+    return asl
+
+
+def test_workflow_design12_cycle_read_from_the_asl() -> None:
+    workflow = fleet.Workflow(_design12_asl())
+    assert workflow.notes == []  # nothing taken from DESIGN12's text: all of it from the ASL
+    assert workflow.wait_states + workflow.poll_states == 3  # WaitForChange, PollUpstream, Route...
+
+
+def test_workflow_without_wait_for_change_and_not_todays_refused() -> None:
+    asl = _design12_asl()
+    del asl["States"]["WaitForChange"]
+    asl["States"]["SubmittedUpstream"]["Default"] = "WaitBeforePoll"
+    with pytest.raises(fleet.AslDrift):
+        fleet.Workflow(asl)
