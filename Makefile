@@ -10,7 +10,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 
 
 .PHONY: help venv up clean-state demo test unit integration statemachine e2e fake-tests lint format typecheck validate clean
-.PHONY: openapi event-schema fuzz fuzz-orders chaos build bench-cold-start bench-landing bench-landing-memory bench-list
+.PHONY: openapi event-schema fuzz fuzz-orders chaos build bench-cold-start bench-landing bench-landing-memory bench-list bench-fleet
 
 help:
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -61,6 +61,8 @@ bench-cold-start: build venv ## cold start of every built function (as deployed)
 	$(PY) benchmarks/cold_start.py --write --python $(LAMBDA_PYTHON) $(if $(RUNS),--runs $(RUNS))
 bench-list: venv ## list first page + full walk with 1k/10k/100k orders of a tenant vs the old in-memory list; updates benchmarks/RESULTS.md
 	$(PY) benchmarks/list_orders.py --write $(if $(RUNS),--runs $(RUNS))
+bench-fleet: venv ## 100/1k/10k concurrent orders on one key, today's polling vs paced + woken tracking, in virtual time; updates benchmarks/RESULTS.md
+	$(PY) benchmarks/fleet.py --write
 
 lint: venv
 	$(VENV)/bin/ruff check .

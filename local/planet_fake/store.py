@@ -6,6 +6,7 @@ import pickle
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -33,9 +34,13 @@ class CancelOutcome(Enum):
 
 
 class RateLimiter:
-    """Sliding one-second window per (API key, operation); refused requests do not count."""
+    """Sliding one-second window per (API key, operation); refused requests do not count.
 
-    def __init__(self) -> None:
+    ``clock`` (seconds, monotonic) lets the fleet simulation (``benchmarks/fleet.py``) run it in virtual time.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._windows: defaultdict[tuple[str, str], deque[float]] = defaultdict(deque)
 
@@ -43,7 +48,7 @@ class RateLimiter:
         limit = RATE_LIMITS.get(op)
         if limit is None:
             return True
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             window = self._windows[(api_key, op)]
             while window and window[0] <= now - 1.0:
