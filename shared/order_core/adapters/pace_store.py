@@ -65,13 +65,14 @@ class DynamoPaceStore:
                 raise PacingUnavailable(f"the pace store could not be written: {_reason(exc)}") from exc
         except BotoCoreError as exc:
             raise PacingUnavailable(f"the pace store could not be reached: {_reason(exc)}") from exc
+        step = _number(interval)
         try:
             answer = self._table.update_item(
                 Key={"pk": key},
                 UpdateExpression="SET next_free = next_free + :interval",
                 ConditionExpression="next_free <= :latest",
                 ExpressionAttributeValues={
-                    ":interval": _number(interval),
+                    ":interval": step,
                     ":latest": _number(now + horizon),
                 },
                 ReturnValues="UPDATED_NEW",
@@ -82,7 +83,7 @@ class DynamoPaceStore:
             raise PacingUnavailable(f"the pace store could not be written: {_reason(exc)}") from exc
         except BotoCoreError as exc:
             raise PacingUnavailable(f"the pace store could not be reached: {_reason(exc)}") from exc
-        return float(answer["Attributes"]["next_free"]) - interval
+        return float(Decimal(answer["Attributes"]["next_free"]) - step)  # exact: the slot it replaced
 
     def hold(self, key: str, until: float) -> None:
         try:
