@@ -396,6 +396,7 @@ class ResultDownloader:
         self._timeout = timeout
         self._limiter = RequestLimiter(per_second)
         self._pacer = pacer
+        self._unpaced_warned = False
 
     def check_url(self, url: str) -> None:
         self.policy.check_url(url)
@@ -434,7 +435,9 @@ class ResultDownloader:
                 reservation = self._pacer.reserve("download", DOWNLOAD_SLOT_HORIZON_SECONDS)
             except PacingUnavailable as exc:
                 metrics.add_metric(name="PacingUnavailable", unit="Count", value=1)
-                logger.warning("download paced by this process only", extra={"error": str(exc)})
+                if not self._unpaced_warned:  # once per landing, not once per file
+                    self._unpaced_warned = True
+                    logger.warning("download paced by this process only", extra={"error": str(exc)})
                 break
             if reservation.taken:
                 if reservation.wait_seconds > 0:
