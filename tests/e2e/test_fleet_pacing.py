@@ -32,7 +32,9 @@ def test_local_stack_order_takes_fleet_slots_for_every_planet_endpoint_it_uses(l
     items = local_stack.client("dynamodb").scan(TableName=table)["Items"]
     keys = {item["pk"]["S"] for item in items if item["pk"]["S"].startswith("pace#")}
     endpoints = {key.rsplit("#", 1)[1] for key in keys}
-    assert {"create", "get", "download"} <= endpoints, keys
+    # spec: ApiFunction checked the order against Planet's bundles spec; create: Submit; get: Poll and
+    # Finalize; download: Finalize's landing.
+    assert {"spec", "create", "get", "download"} <= endpoints, keys
     scopes = {key.split("#")[1] for key in keys}
     assert len(scopes) == 1  # one key, one pace
     (scope,) = scopes
