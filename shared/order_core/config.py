@@ -43,6 +43,11 @@ class Settings(BaseModel):
     planet_api_key_secret_id: str = ""
     #: Only for local runs and tests; in AWS the key comes from Secrets Manager.
     planet_api_key: str | None = Field(default=None, repr=False)
+    #: Pace every Planet request of the deployment as one (services/pacing.py, docs/decisions.md "Pacing the
+    #: fleet"). Off only for tests that must send unpaced.
+    planet_pacing: bool = True
+    #: The longest a function sleeps for its request slot; a later slot defers the call like a 429.
+    planet_pace_max_wait_seconds: float = Field(default=2.0, ge=0, le=10)
     download_token_secret_id: str = ""
     download_token_ttl_seconds: int = 3600
 

@@ -54,11 +54,18 @@ class UpstreamAuthError(UpstreamClientError):
 
 
 class UpstreamRateLimited(UpstreamError):
-    """429 from Planet; ``retry_after`` is the server's Retry-After in seconds when it sent one."""
+    """429 from Planet; ``retry_after`` is the server's Retry-After in seconds when it sent one.
 
-    def __init__(self, message: str, *, retry_after: float | None = None, body: str = "") -> None:
+    ``deferred`` is True when the request was never sent: the deployment's pace (services/pacing.py) had no
+    slot for it soon enough, which the caller waits out exactly like a 429, knowing Planet saw nothing.
+    """
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, body: str = "", deferred: bool = False
+    ) -> None:
         super().__init__(message, status=429, body=body)
         self.retry_after = retry_after
+        self.deferred = deferred
 
 
 class UpstreamUnavailable(UpstreamError):
@@ -79,6 +86,11 @@ class UpstreamUnavailable(UpstreamError):
 #: LandResults). Step Functions matches the exact class name, not a base class: a subclass of one of these
 #: would not be retried, and tests/unit/test_error_contract.py refuses one.
 RETRIED_BY_WORKFLOW: tuple[type[UpstreamError], ...] = (UpstreamUnavailable, UpstreamRateLimited)
+
+
+class PacingUnavailable(GatewayError):
+    """The deployment's pace store (adapters/pace_store.py) could not be used. Never leaves the Planet client
+    or the downloader: they send unpaced rather than hold an order back for a fault of the pacing itself."""
 
 
 class DownloadRefused(UpstreamError):

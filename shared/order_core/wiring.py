@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from order_core.services.links import DownloadLinks
     from order_core.services.notify import NotifyService
     from order_core.services.orders import OrderService
+    from order_core.services.pacing import Pacer
     from order_core.services.poll import PollService
     from order_core.services.reconcile import ReconcileService
     from order_core.services.submit import SubmitService
@@ -62,7 +63,26 @@ def planet_client() -> PlanetClient:
     from order_core.adapters.planet_client import PlanetClient
 
     settings = get_settings()
-    return PlanetClient(settings.planet_api_url, planet_api_key(settings))
+    return PlanetClient(
+        settings.planet_api_url,
+        planet_api_key(settings),
+        pacer=planet_pacer(),
+        pace_max_wait_seconds=settings.planet_pace_max_wait_seconds,
+    )
+
+
+@lru_cache(maxsize=1)
+def planet_pacer() -> Pacer | None:
+    """The deployment's pace for requests with its Planet API key (slots in the fleet table, shared by
+    every function), or None when pacing is off."""
+    settings = get_settings()
+    if not settings.planet_pacing:
+        return None
+    from order_core.adapters.pace_store import DynamoPaceStore
+    from order_core.adapters.planet_client import key_fingerprint
+    from order_core.services.pacing import Pacer
+
+    return Pacer(DynamoPaceStore(settings.fleet_table), scope=key_fingerprint(planet_api_key(settings)))
 
 
 @lru_cache(maxsize=1)
@@ -174,6 +194,8 @@ def landing_service() -> LandingService:
         chunk_bytes=settings.download_chunk_bytes,
         per_second=settings.download_requests_per_second,
         pool_size=connections,
+        # Planet's download links take slots of the whole deployment's pace when pacing is on.
+        pacer=planet_pacer() if settings.download_requests_per_second > 0 else None,
     )
     # Its own S3 client: enough connections for every worker at once.
     store = ResultsStore(settings.results_bucket, max_connections=connections + 4)
@@ -244,6 +266,7 @@ def reset() -> None:
         orders_repo,
         api_key_service,
         planet_client,
+        planet_pacer,
         order_service,
         bundles_spec,
         download_links,

@@ -22,10 +22,12 @@ from order_core.adapters.downloads import (
 from order_core.errors import (
     DownloadRefused,
     LinkExpired,
+    PacingUnavailable,
     UpstreamError,
     UpstreamRateLimited,
     UpstreamUnavailable,
 )
+from order_core.services.pacing import InMemoryPaceStore, Pacer
 
 PLANET = "https://api.planet.com/compute/ops/download/?token=abc"
 STORAGE = "https://storage.googleapis.com/bucket/file.tif?sig=1"
@@ -316,6 +318,94 @@ def test_limiter_lets_five_requests_start_per_window_then_waits(monkeypatch: pyt
         limiter.wait()
 
     assert len(slept) == 1 and slept[0] == pytest.approx(downloads.RATE_WINDOW_SECONDS)
+
+
+class _VirtualTime:
+    def __init__(self) -> None:
+        self.now = 7_000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def virtual_time(monkeypatch: pytest.MonkeyPatch) -> _VirtualTime:
+    clock = _VirtualTime()
+    monkeypatch.setattr(downloads.time, "sleep", clock.sleep)
+    return clock
+
+
+def fleet_downloader(store: InMemoryPaceStore, clock: _VirtualTime) -> ResultDownloader:
+    return ResultDownloader(ALLOWED, per_second=5, pacer=Pacer(store, scope="k", clock=clock))
+
+
+@responses.activate
+def test_downloader_with_pacer_spaces_planet_links_for_the_whole_fleet(virtual_time: _VirtualTime) -> None:
+    responses.get(PLANET, body=b"x", headers={"Content-Length": "1"})
+    store = InMemoryPaceStore()
+    one, other = fleet_downloader(store, virtual_time), fleet_downloader(store, virtual_time)
+
+    for loader in (one, other, one, other):
+        with loader.open(PLANET):
+            pass
+
+    assert virtual_time.slept == pytest.approx([0.25, 0.25, 0.25])  # 5/s x 0.8 share, across both
+    assert len(responses.calls) == 4
+
+
+@responses.activate
+def test_downloader_with_pacer_storage_urls_take_no_slot(virtual_time: _VirtualTime) -> None:
+    responses.get(STORAGE, body=b"x", headers={"Content-Length": "1"})
+    store = InMemoryPaceStore()
+    loader = fleet_downloader(store, virtual_time)
+
+    for _ in range(3):
+        with loader.open(STORAGE, paced=False):
+            pass
+
+    assert virtual_time.slept == [] and store.next_free("pace#k#download") == 0
+
+
+@responses.activate
+def test_downloader_429_holds_every_landing_until_retry_after(virtual_time: _VirtualTime) -> None:
+    responses.get(PLANET, status=429, headers={"Retry-After": "20"})
+    store = InMemoryPaceStore()
+    throttled, other = fleet_downloader(store, virtual_time), fleet_downloader(store, virtual_time)
+    with pytest.raises(UpstreamRateLimited):
+        throttled.open(PLANET).__enter__()
+    responses.replace(responses.GET, PLANET, body=b"x", headers={"Content-Length": "1"})
+
+    with other.open(PLANET):
+        pass
+
+    # Held beyond the booking horizon: it sleeps until the horizon reaches the hold, then takes its slot.
+    assert sum(virtual_time.slept) == pytest.approx(20)
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_downloader_broken_pace_store_falls_back_to_its_own_pace(
+    virtual_time: _VirtualTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Broken(InMemoryPaceStore):
+        def reserve(self, key: str, now: float, interval: float, horizon: float) -> float | None:
+            raise PacingUnavailable("the pace store could not be written: AccessDeniedException")
+
+    monkeypatch.setattr(downloads.time, "monotonic", virtual_time)
+    responses.get(PLANET, body=b"x", headers={"Content-Length": "1"})
+    loader = fleet_downloader(Broken(), virtual_time)
+
+    for _ in range(6):
+        with loader.open(PLANET):
+            pass
+
+    assert len(responses.calls) == 6
+    assert virtual_time.slept == pytest.approx([downloads.RATE_WINDOW_SECONDS])  # this process's 5/s
 
 
 # --- connection reuse -------------------------------------------------------------------------------------

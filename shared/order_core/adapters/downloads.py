@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.client import HTTPException
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -41,15 +41,23 @@ from order_core.adapters.planet_client import parse_retry_after
 from order_core.errors import (
     DownloadRefused,
     LinkExpired,
+    PacingUnavailable,
     UpstreamError,
     UpstreamRateLimited,
     UpstreamUnavailable,
 )
+from order_core.observability import logger, metrics
+
+if TYPE_CHECKING:
+    from order_core.services.pacing import Pacer
 
 MAX_REDIRECTS = 3
 #: Planet allows 5 download requests per second per API key, counted over a sliding second. Our window is
 #: a little longer so that network jitter never makes the sixth request land inside Planet's second.
 RATE_WINDOW_SECONDS = 1.1
+#: With the deployment's pacer: how far ahead a download books its slot, and the longest single sleep while
+#: the endpoint is booked or held further than that.
+DOWNLOAD_SLOT_HORIZON_SECONDS = 5.0
 
 Resolver = Callable[..., list[tuple[Any, ...]]]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -377,12 +385,18 @@ class ResultDownloader:
         per_second: float = 5.0,
         resolver: Resolver = socket.getaddrinfo,
         pool_size: int = 16,
+        pacer: Pacer | None = None,
     ) -> None:
+        """``per_second`` paces this process's requests to Planet's download links; with ``pacer`` they take
+        the deployment's ``download`` slots instead, so every landing at once stays under Planet's limit
+        (the per-process pace is then only the fallback when the pace store fails)."""
         self.policy = DownloadPolicy(HostAllowList(allowed_hosts), local_mode=allow_http)
         self._chunk_bytes = chunk_bytes
         self._session = session or guarded_session(self.policy, resolver=resolver, pool_size=pool_size)
         self._timeout = timeout
         self._limiter = RequestLimiter(per_second)
+        self._pacer = pacer
+        self._unpaced_warned = False
 
     def check_url(self, url: str) -> None:
         self.policy.check_url(url)
@@ -397,8 +411,13 @@ class ResultDownloader:
         if byte_range is not None:
             headers["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
         if paced:
-            self._limiter.wait()
-        response, final_url = self._follow(url, headers)
+            self._wait_for_slot()
+        try:
+            response, final_url = self._follow(url, headers)
+        except UpstreamRateLimited as exc:
+            if paced:
+                self._hold(exc.retry_after)
+            raise
         stream = DownloadStream(response, final_url, self._chunk_bytes)
         try:
             yield stream
@@ -408,6 +427,33 @@ class ResultDownloader:
                 # saves a TLS handshake per part). Anything less than the whole body closes it.
                 response.raw.release_conn()
             response.close()
+
+    def _wait_for_slot(self) -> None:
+        """Block until this request may start: a ``download`` slot of the deployment, or of this process."""
+        while self._pacer is not None:
+            try:
+                reservation = self._pacer.reserve("download", DOWNLOAD_SLOT_HORIZON_SECONDS)
+            except PacingUnavailable as exc:
+                metrics.add_metric(name="PacingUnavailable", unit="Count", value=1)
+                if not self._unpaced_warned:  # once per landing, not once per file
+                    self._unpaced_warned = True
+                    logger.warning("download paced by this process only", extra={"error": str(exc)})
+                break
+            if reservation.taken:
+                if reservation.wait_seconds > 0:
+                    time.sleep(reservation.wait_seconds)
+                return
+            # Booked (or held after a 429) beyond the horizon: ask again once the horizon reaches it.
+            time.sleep(min(max(reservation.wait_seconds - DOWNLOAD_SLOT_HORIZON_SECONDS, 0.05), 5.0))
+        self._limiter.wait()
+
+    def _hold(self, retry_after: float | None) -> None:
+        if self._pacer is None:
+            return
+        try:
+            self._pacer.rate_limited("download", retry_after)
+        except PacingUnavailable as exc:
+            logger.warning("could not hold the fleet's downloads after a 429", extra={"error": str(exc)})
 
     def _follow(self, url: str, headers: dict[str, str]) -> tuple[requests.Response, str]:
         for _hop in range(MAX_REDIRECTS + 1):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Self
@@ -18,6 +20,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 from urllib3.util.retry import Retry
 
 from order_core.errors import (
+    PacingUnavailable,
     UpstreamAuthError,
     UpstreamClientError,
     UpstreamConflict,
@@ -27,7 +30,7 @@ from order_core.errors import (
     UpstreamUnavailable,
 )
 from order_core.models.planet import OrderRequest, PlanetOrder
-from order_core.observability import metrics
+from order_core.observability import logger, metrics
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -35,7 +38,9 @@ if TYPE_CHECKING:
     from urllib3.connectionpool import ConnectionPool
     from urllib3.response import BaseHTTPResponse
 
-__all__ = ["LIST_FILTERS", "PlanetClient", "parse_retry_after"]
+    from order_core.services.pacing import Pacer
+
+__all__ = ["LIST_FILTERS", "PlanetClient", "key_fingerprint", "parse_retry_after"]
 
 LIST_FILTERS = frozenset(
     {
@@ -109,12 +114,21 @@ class PlanetClient:
     ``UpstreamClientError``, 429 ``UpstreamRateLimited`` (with Retry-After), 5xx and transport failures
     ``UpstreamUnavailable``. A failed POST whose request may have reached Planet is marked ``ambiguous``.
 
-    It never sleeps. It runs inside Lambda, where a sleep is billed time that also holds an SQS message
-    or a Step Functions task; waiting belongs to SQS visibility timeouts and Step Functions ``Wait`` states.
-    So it does not honour Retry-After itself (it reports it) and does not retry 429/5xx. The only
-    retries are immediate, idempotent ones: a GET or PUT whose connection could not be opened (refused,
-    reset while connecting, connect timeout) is tried again at once, up to twice, since the request never
-    left this process. POST is never retried in-process: an order created twice is billed twice.
+    With a ``pacer`` (services/pacing.py), every request first reserves a slot of its endpoint (``create``,
+    ``get``, ``list`` for each page, ``cancel``, ``bulk_cancel``, ``stats``, ``spec``) shared by the whole
+    deployment. A slot at most ``pace_max_wait_seconds`` away is waited for here, the one short sleep this
+    client takes; a later one is not taken and the call raises ``UpstreamRateLimited`` (``deferred``, with
+    the wait as ``retry_after``) without sending anything. A 429 from Planet holds the endpoint for the
+    whole fleet before it is raised. If the pace store itself fails, the request is sent unpaced (Planet's
+    own 429 still protects the key).
+
+    Otherwise it does not wait. It runs inside Lambda, where a sleep is billed time that also holds an SQS
+    message or a Step Functions task; longer waits belong to SQS visibility timeouts and Step Functions
+    ``Wait`` states. So it does not honour Retry-After itself (it reports it) and does not retry 429/5xx.
+    The only retries are immediate, idempotent ones: a GET or PUT whose connection could not be opened
+    (refused, reset while connecting, connect timeout) is tried again at once, up to twice, since the
+    request never left this process (they are not paced again: Planet never saw them). POST is never
+    retried in-process: an order created twice is billed twice.
 
     The API key is only ever put in the ``Authorization`` header of each request; it is not in ``repr``,
     exception text or the session's default headers.
@@ -127,8 +141,16 @@ class PlanetClient:
         session: requests.Session | None = None,
         timeout: tuple[float, float] = (5.0, 30.0),
         user_agent: str = "planet-orders-gateway",
+        *,
+        pacer: Pacer | None = None,
+        pace_max_wait_seconds: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """``base_url`` is the ``…/compute/ops`` root; pass ``session`` to share a pool (it is used as is)."""
+        """``base_url`` is the ``…/compute/ops`` root; pass ``session`` to share a pool (it is used as is).
+
+        ``pacer`` paces every request with the rest of the deployment; ``pace_max_wait_seconds`` is the
+        longest this client sleeps for a slot before deferring instead.
+        """
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
@@ -140,6 +162,9 @@ class PlanetClient:
         self._session = session if session is not None else self.build_session()
         self._timeout = timeout
         self._user_agent = user_agent
+        self._pacer = pacer
+        self._pace_max_wait = max(0.0, pace_max_wait_seconds)
+        self._sleep = sleep
 
     @staticmethod
     def build_session() -> requests.Session:
@@ -168,15 +193,15 @@ class PlanetClient:
     def create_order(self, request: OrderRequest | Mapping[str, Any]) -> PlanetOrder:
         """``POST /orders/v2``. A dict is sent as given, unvalidated."""
         body = request.to_wire() if isinstance(request, OrderRequest) else dict(request)
-        return self._order("POST", self._url("orders/v2"), json_body=body)
+        return self._order("create", "POST", self._url("orders/v2"), json_body=body)
 
     def get_order(self, order_id: str) -> PlanetOrder:
         """``GET /orders/v2/{order_id}``, the only call that returns ``_links.results``."""
-        return self._order("GET", self._url("orders/v2", order_id))
+        return self._order("get", "GET", self._url("orders/v2", order_id))
 
     def cancel_order(self, order_id: str) -> PlanetOrder:
         """``PUT /orders/v2/{order_id}``; Planet answers 409 unless the order is still queued."""
-        return self._order("PUT", self._url("orders/v2", order_id))
+        return self._order("cancel", "PUT", self._url("orders/v2", order_id))
 
     def cancel_orders(self, order_ids: Sequence[str] | None = None) -> dict[str, Any]:
         """``POST /bulk/orders/v2/cancel``: the listed orders, or with None every queued order.
@@ -187,7 +212,7 @@ class PlanetClient:
         if order_ids is not None and len(order_ids) == 0:
             raise ValueError("order_ids is empty; pass None to cancel every queued order")
         body = {} if order_ids is None else {"order_ids": list(order_ids)}
-        return self._object("POST", self._url("bulk/orders/v2/cancel"), json_body=body)
+        return self._object("bulk_cancel", "POST", self._url("bulk/orders/v2/cancel"), json_body=body)
 
     def get_bundles_spec(self, timeout: tuple[float, float] | None = None) -> dict[str, Any]:
         """``GET /bundles/spec``: Planet's product bundles spec (``{"bundles": {name: {"assets": ...}}}``).
@@ -195,11 +220,11 @@ class PlanetClient:
         Returned as the JSON object Planet sent; reading it is ``services.bundles``' job. ``timeout``
         overrides the client's own, for callers that must answer quickly.
         """
-        return self._object("GET", self._url("bundles/spec"), timeout=timeout)
+        return self._object("spec", "GET", self._url("bundles/spec"), timeout=timeout)
 
     def aggregated_order_stats(self) -> dict[str, Any]:
         """``GET /stats/orders/v2``: queued and running counts for the organisation and the user."""
-        return self._object("GET", self._url("stats/orders/v2"))
+        return self._object("stats", "GET", self._url("stats/orders/v2"))
 
     def list_orders(self, **filters: Any) -> Iterator[PlanetOrder]:
         """``GET /orders/v2``, following ``_links.next`` until it is absent or repeats.
@@ -221,7 +246,7 @@ class PlanetClient:
     def _pages(self, url: str, params: dict[str, Any] | None) -> Iterator[PlanetOrder]:
         requested: set[str] = set()
         while True:
-            response = self._send("GET", url, params=params)
+            response = self._send("list", "GET", url, params=params)
             requested.add(response.url or url)
             page = self._decode(response)
             if not isinstance(page, dict):
@@ -240,14 +265,19 @@ class PlanetClient:
                 )
             url, params = next_url, None  # the next link is complete, page_marker included
 
-    def _order(self, method: str, url: str, json_body: Any = None) -> PlanetOrder:
-        response = self._send(method, url, json_body=json_body)
+    def _order(self, endpoint: str, method: str, url: str, json_body: Any = None) -> PlanetOrder:
+        response = self._send(endpoint, method, url, json_body=json_body)
         return self._validate_order(response, self._decode(response))
 
     def _object(
-        self, method: str, url: str, json_body: Any = None, timeout: tuple[float, float] | None = None
+        self,
+        endpoint: str,
+        method: str,
+        url: str,
+        json_body: Any = None,
+        timeout: tuple[float, float] | None = None,
     ) -> dict[str, Any]:
-        response = self._send(method, url, json_body=json_body, timeout=timeout)
+        response = self._send(endpoint, method, url, json_body=json_body, timeout=timeout)
         data = self._decode(response)
         if not isinstance(data, dict):
             raise self._unreadable(response, "a body that is not a JSON object")
@@ -263,6 +293,7 @@ class PlanetClient:
 
     def _send(
         self,
+        endpoint: str,
         method: str,
         url: str,
         *,
@@ -270,6 +301,7 @@ class PlanetClient:
         json_body: Any = None,
         timeout: tuple[float, float] | None = None,
     ) -> requests.Response:
+        self._pace(endpoint, method, url)
         headers = {
             "Authorization": self._authorization.reveal(),
             "User-Agent": self._user_agent,
@@ -287,8 +319,42 @@ class PlanetClient:
         ) as exc:
             raise self._transport_error(method, url, exc) from exc
         if not 200 <= response.status_code < 300:
-            raise self._status_error(method, url, response)
+            error = self._status_error(method, url, response)
+            if isinstance(error, UpstreamRateLimited):
+                self._hold(endpoint, error.retry_after)
+            raise error
         return response
+
+    def _pace(self, endpoint: str, method: str, url: str) -> None:
+        """Wait for ``endpoint``'s slot of the deployment's pace, or raise a deferral without sending."""
+        if self._pacer is None:
+            return
+        try:
+            reservation = self._pacer.reserve(endpoint, self._pace_max_wait)
+        except PacingUnavailable as exc:
+            metrics.add_metric(name="PacingUnavailable", unit="Count", value=1)
+            logger.warning("Planet request sent unpaced", extra={"endpoint": endpoint, "error": str(exc)})
+            return
+        if not reservation.taken:
+            metrics.add_metric(name="UpstreamDeferred", unit="Count", value=1)
+            raise UpstreamRateLimited(
+                f"Planet {method} {urlsplit(url).path} deferred, not sent: the deployment's {endpoint} "
+                f"requests are paced to Planet's limit and the next free slot is "
+                f"{reservation.wait_seconds:.1f} s away",
+                retry_after=reservation.wait_seconds,
+                deferred=True,
+            )
+        if reservation.wait_seconds > 0:
+            self._sleep(reservation.wait_seconds)
+
+    def _hold(self, endpoint: str, retry_after: float | None) -> None:
+        """Planet answered 429: the whole deployment waits out its Retry-After, not only this caller."""
+        if self._pacer is None:
+            return
+        try:
+            self._pacer.rate_limited(endpoint, retry_after)
+        except PacingUnavailable as exc:
+            logger.warning("429 not shared with the fleet", extra={"endpoint": endpoint, "error": str(exc)})
 
     def _transport_error(self, method: str, url: str, exc: requests.RequestException) -> UpstreamUnavailable:
         never_sent = _never_sent(exc)
@@ -349,6 +415,12 @@ class PlanetClient:
             body=response.text,
             ambiguous=method == "POST",
         )
+
+
+def key_fingerprint(api_key: str) -> str:
+    """A short, stable name for an API key (the first 12 hex digits of its SHA-256), never the key: the
+    scope of the key's request slots, which every function using that key shares."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:12]
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
