@@ -63,6 +63,7 @@ for _folder in (ROOT / "shared", ROOT / "local", ROOT / "benchmarks"):
 
 from gateway_local.template import load_template  # noqa: E402
 from landing_env import RESULTS, load_average, machine, now, write_section  # noqa: E402
+from order_core.config import Settings  # noqa: E402
 from order_core.services.backoff import BackoffPolicy  # noqa: E402
 from order_core.services.pacing import InMemoryPaceStore, Pacer  # noqa: E402
 from order_core.services.poll import history_safe_policy  # noqa: E402
@@ -83,7 +84,14 @@ ASL = ROOT / "statemachine" / "order_workflow.asl.json"
 KEY = "PLAK-fleet"
 RETRY_AFTER = 1.0  # the fake Planet's 429 carries "Retry-After: 1" (planet_fake.app._throttle)
 PAGE_SIZE = int(FakePlanetConfig.model_fields["page_size"].default)
-MAX_WAIT = 2.0  # seconds a Lambda may wait for its pacing slot before it defers
+# Seconds a Lambda may wait for its pacing slot before it defers: the deployed settings, read where they live.
+MAX_WAIT = float(Settings.model_fields["planet_pace_max_wait_seconds"].default)
+LANDING_MAX_WAIT = float(
+    load_template(ROOT / "template.yaml")
+    .resources["FinalizeFunction"]
+    .properties["Environment"]["Variables"]
+    .get("PLANET_PACE_MAX_WAIT_SECONDS", MAX_WAIT)
+)
 LANDING_SECONDS = 30.0  # from the landing GET to LandingComplete (downloads are not what is measured)
 DURATION = (300.0, 2 * 86400.0)  # whole time at Planet, log-uniform
 QUEUED_SHARE = (0.05, 0.30)
@@ -505,7 +513,7 @@ class New(Fleet):
         deadline: float,
         tracking: TrackingPolicy,
         webhooks: bool,
-        landing_max_wait: float = MAX_WAIT,
+        landing_max_wait: float = LANDING_MAX_WAIT,
     ) -> None:
         super().__init__(
             "new" if webhooks else "new, webhooks lost", orders, hold=hold, seed=seed, workflow=workflow
@@ -772,7 +780,7 @@ def simulate(
     hold_hours: float,
     seed: int = 12,
     config: Setup | None = None,
-    landing_max_wait: float = MAX_WAIT,
+    landing_max_wait: float = LANDING_MAX_WAIT,
 ) -> Result:
     config = config or setup()
     hold = hold_hours * 3600
@@ -798,7 +806,7 @@ def simulate(
 
 
 def run_all(
-    sizes: list[int], hold_hours: float, seed: int, landing_max_wait: float = MAX_WAIT
+    sizes: list[int], hold_hours: float, seed: int, landing_max_wait: float = LANDING_MAX_WAIT
 ) -> dict[int, dict[str, Result]]:
     config = setup()
     results: dict[int, dict[str, Result]] = {}
@@ -946,12 +954,12 @@ What the numbers say (seed 12; the figures quoted here are from the run above un
   PollService's backoff, floored at the deferral (up to 300 s once an order has polled a few times),
   as after a 429. Retrying after the pacer's own `wait_seconds` instead gave p95 64 s but 5 more
   transitions per order (the deferred pollers come back together). Both meet the 15-minute target.
-- **A finding for the landing (not a target, but an order lost):** 6 of 26,523 orders failed at landing
-  with every webhook lost at 10,000: LandResults' GET, deferred by the pacer after 2 s, raises
-  `UpstreamRateLimited`, and the ASL's Retry runs out inside the wake bursts. Letting the landing GET wait
-  up to 30 s for its slot (the landing Lambda runs for minutes anyway) fails none at any size, with the
-  same GETs and latencies (`.venv/bin/python benchmarks/fleet.py --landing-max-wait 30`); retrying
-  `UpstreamRateLimited` in LandResults for longer would do too.
+- **The landing GET waits up to 30 s for its slot** (FinalizeFunction's `PLANET_PACE_MAX_WAIT_SECONDS`,
+  read from template.yaml by this simulation). With the 2 s every other function uses, 6 of 26,523 orders
+  failed at landing with every webhook lost at 10,000: a sweep wakes up to a page of finished orders at
+  once, their landing GETs were deferred, and LandResults' Retry ran out inside the burst
+  (`.venv/bin/python benchmarks/fleet.py --landing-max-wait 2` shows it). The landing Lambda runs for
+  minutes anyway, so waiting for a slot costs nothing an order would notice.
 
 What is simulated, and what is not:
 
@@ -975,8 +983,8 @@ def main() -> None:
     parser.add_argument(
         "--landing-max-wait",
         type=float,
-        default=MAX_WAIT,
-        help="seconds LandResults' GET may wait for its pacing slot (new design; DESIGN12: 2)",
+        default=LANDING_MAX_WAIT,
+        help="seconds LandResults' GET may wait for its pacing slot (default: FinalizeFunction's setting)",
     )
     parser.add_argument("--quick", action="store_true", help="100 orders, no hold (what the unit test runs)")
     parser.add_argument("--write", action="store_true", help=f"update the fleet section of {RESULTS.name}")

@@ -91,6 +91,17 @@ def test_store_claim_submission_after_release_counts_another_attempt_keeping_the
     assert again.submit_started_at == first.submit_started_at
 
 
+def test_store_release_submission_of_an_unsent_attempt_does_not_count_it(store: OrderStore) -> None:
+    record = accepted(store)
+    first = store.claim_submission(record.order_id, lease=LEASE)
+    assert first is not None
+    store.release_submission(record.order_id, attempts=first.submit_attempts - 1)
+
+    again = store.claim_submission(record.order_id, lease=LEASE)
+
+    assert again is not None and again.submit_attempts == 1
+
+
 def test_store_claim_submission_after_the_lease_ran_out_is_granted(store: OrderStore) -> None:
     record = accepted(store)
     assert store.claim_submission(record.order_id, lease=timedelta(seconds=-1)) is not None  # a dead attempt

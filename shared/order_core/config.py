@@ -47,7 +47,7 @@ class Settings(BaseModel):
     #: fleet"). Off only for tests that must send unpaced.
     planet_pacing: bool = True
     #: The longest a function sleeps for its request slot; a later slot defers the call like a 429.
-    planet_pace_max_wait_seconds: float = Field(default=2.0, ge=0, le=10)
+    planet_pace_max_wait_seconds: float = Field(default=2.0, ge=0, le=60)
     download_token_secret_id: str = ""
     download_token_ttl_seconds: int = 3600
 

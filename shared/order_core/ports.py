@@ -43,8 +43,11 @@ class OrderStore(Protocol):
         while submitting is granted (an earlier POST may have reached Planet: look, never POST again)."""
         ...
 
-    def release_submission(self, order_id: str) -> None:
-        """The attempt ended without an answer from Planet: the next one may claim (and reconciles first)."""
+    def release_submission(self, order_id: str, *, attempts: int | None = None) -> None:
+        """The attempt ended without an answer from Planet: the next one may claim (and reconciles first).
+
+        ``attempts``: the attempt sent nothing (the deployment's pace deferred it), so the order's count of
+        attempts goes back to this value instead of keeping one that never reached Planet."""
         ...
 
     def record_upstream_order(

@@ -20,14 +20,21 @@ from order_core.services.submit import IntakeMessage, MessageAttribute, SubmitSe
 class FakePlanet:
     """Creates orders; ``unavailable`` POSTs fail first (as an ambiguous 5xx would)."""
 
-    def __init__(self, unavailable: int = 0, rate_limited: int = 0, list_unavailable: int = 0) -> None:
+    def __init__(
+        self, unavailable: int = 0, rate_limited: int = 0, list_unavailable: int = 0, deferred: int = 0
+    ) -> None:
         self.created: list[dict[str, Any]] = []
+        #: POSTs the deployment's pace holds back first (never sent: PlanetClient raises before sending).
+        self.deferred = deferred
         self.unavailable = unavailable
         self.rate_limited = rate_limited
         self.list_unavailable = list_unavailable
         self.create_calls = 0
 
     def create_order(self, request: dict[str, Any]) -> PlanetOrder:
+        if self.deferred:
+            self.deferred -= 1
+            raise UpstreamRateLimited("no create slot within 2 s", retry_after=7.5, deferred=True)
         self.create_calls += 1
         if self.rate_limited:
             self.rate_limited -= 1
@@ -74,10 +81,11 @@ class Rig:
         unavailable: int = 0,
         rate_limited: int = 0,
         list_unavailable: int = 0,
+        deferred: int = 0,
         bundles: BundlesSpecSource | None = None,
     ) -> None:
         self.orders = InMemoryOrderStore()
-        self.planet = FakePlanet(unavailable, rate_limited, list_unavailable)
+        self.planet = FakePlanet(unavailable, rate_limited, list_unavailable, deferred)
         self.workflow = FakeWorkflow()
         self.dead_letters = FakeDeadLetters()
         self.service = SubmitService(

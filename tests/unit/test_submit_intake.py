@@ -521,6 +521,23 @@ def test_submit_rate_limited_a_few_times_still_submits_once() -> None:
     assert len(rig.planet.created) == 1 and not rig.orders.records[str(order_id)].rejected
 
 
+def test_submit_deferred_by_the_fleet_pace_more_often_than_the_attempts_still_submits_once() -> None:
+    # A deferral sends nothing: it is a wait for a slot, never one of the order's attempts at Planet.
+    rig = Rig(deferred=10)
+    waits = []
+    for _ in range(10):
+        with pytest.raises(RetryLater) as deferred:
+            rig.process(json.dumps(scenes()), message_id="m-slot")
+        waits.append(deferred.value.seconds)
+
+    order_id = rig.process(json.dumps(scenes()), message_id="m-slot")
+
+    record = rig.orders.records[str(order_id)]
+    assert len(rig.planet.created) == 1 and not record.rejected
+    assert record.submit_attempts == 1  # only the POST that reached Planet counts
+    assert min(waits) >= 8  # the time to the next slot, rounded up: never sooner than the pace allows
+
+
 def test_submit_reconciliation_failing_on_every_attempt_ends_failed_naming_the_marker() -> None:
     # The first POST is ambiguous (503): every later attempt must first ask Planet for the order's marker.
     rig = Rig(unavailable=1, list_unavailable=100)

@@ -128,8 +128,11 @@ class InMemoryOrderStore:
                 when=claimable,
             )
 
-    def release_submission(self, order_id: str) -> None:
-        self._write("release_submission", order_id, {"submit_lease_until": None}, phases={Phase.SUBMITTING})
+    def release_submission(self, order_id: str, *, attempts: int | None = None) -> None:
+        changes: dict[str, Any] = {"submit_lease_until": None}
+        if attempts is not None:
+            changes["submit_attempts"] = max(0, attempts)
+        self._write("release_submission", order_id, changes, phases={Phase.SUBMITTING})
 
     def record_upstream_order(
         self,

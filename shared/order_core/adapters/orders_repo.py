@@ -286,8 +286,9 @@ class OrdersRepository:
         )
         return self.update(order_id, changes, only_in_phases=_SUBMITTED_FROM, remove=("submit_lease_until",))
 
-    def release_submission(self, order_id: str) -> None:
-        self.update(order_id, {}, only_in_phases=(Phase.SUBMITTING,), remove=("submit_lease_until",))
+    def release_submission(self, order_id: str, *, attempts: int | None = None) -> None:
+        changes = {} if attempts is None else {"submit_attempts": max(0, attempts)}
+        self.update(order_id, changes, only_in_phases=(Phase.SUBMITTING,), remove=("submit_lease_until",))
 
     def reject(
         self, order_id: str, hints: list[str], request: dict[str, Any] | None = None

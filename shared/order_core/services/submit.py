@@ -7,6 +7,8 @@ order's marker before it ever POSTs again.
 
 from __future__ import annotations
 
+import math
+
 import hashlib
 import uuid
 from datetime import timedelta
@@ -306,10 +308,10 @@ class SubmitService:
             self._cancel_upstream(upstream.id)
         self._start_workflow(submitted or claimed, submitted=True)
 
-    def _release(self, order_id: str) -> None:
+    def _release(self, order_id: str, *, attempts: int | None = None) -> None:
         """Let the next attempt claim at once. Best effort: if this fails too, the lease runs out."""
         try:
-            self._repo.release_submission(order_id)
+            self._repo.release_submission(order_id, attempts=attempts)
         except Exception:
             logger.exception("could not release the submission claim; the next attempt waits for its lease")
 
@@ -319,6 +321,11 @@ class SubmitService:
         except UpstreamClientError as exc:
             self._reject(record, [f"Planet refused the order: {exc}"])
         except UpstreamRateLimited as exc:
+            if exc.deferred:
+                # Nothing was sent: the deployment's pace has no create slot soon enough. Not an attempt
+                # at Planet, so it never uses up the order's attempts; come back when the slot is near.
+                self._release(record.order_id, attempts=record.submit_attempts - 1)
+                raise RetryLater(max(1, math.ceil(exc.retry_after or 1)), "waiting for a create slot") from exc
             self._retry_or_give_up(record, exc, "Planet kept rate limiting order creation", exc.retry_after)
         except UpstreamUnavailable as exc:
             self._retry_or_give_up(record, exc, "Planet did not accept the order")
