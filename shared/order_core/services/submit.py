@@ -7,9 +7,8 @@ order's marker before it ever POSTs again.
 
 from __future__ import annotations
 
-import math
-
 import hashlib
+import math
 import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -325,7 +324,8 @@ class SubmitService:
                 # Nothing was sent: the deployment's pace has no create slot soon enough. Not an attempt
                 # at Planet, so it never uses up the order's attempts; come back when the slot is near.
                 self._release(record.order_id, attempts=record.submit_attempts - 1)
-                raise RetryLater(max(1, math.ceil(exc.retry_after or 1)), "waiting for a create slot") from exc
+                seconds = max(1, math.ceil(exc.retry_after or 1))
+                raise RetryLater(seconds, "waiting for a create slot") from exc
             self._retry_or_give_up(record, exc, "Planet kept rate limiting order creation", exc.retry_after)
         except UpstreamUnavailable as exc:
             self._retry_or_give_up(record, exc, "Planet did not accept the order")
