@@ -323,10 +323,20 @@ class DynamoDBTable:
         body: dict[str, Any] = {"TableName": self.name, "Key": {k: serialize(v) for k, v in Key.items()}}
         if ConsistentRead:
             body["ConsistentRead"] = True
-        answer = self._call("GetItem", body)
+        answer = self._traced("GetItem", body)
         if "Item" in answer:
             answer["Item"] = {k: deserialize(v) for k, v in answer["Item"].items()}
         return answer
+
+    def _traced(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """The call, in an X-Ray subsegment like those of X-Ray's botocore patch, when tracing is on."""
+        from order_core.observability import tracer  # loaded by every handler already
+
+        if not tracer.enabled:
+            return self._call(operation, payload)
+        with tracer.provider.in_subsegment("DynamoDB", namespace="aws") as subsegment:
+            subsegment.set_aws({"operation": operation, "table_name": self.name, "region": region()})
+            return self._call(operation, payload)
 
     def _call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
         body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
