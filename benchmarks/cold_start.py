@@ -22,6 +22,9 @@ gives it. One order record is seeded. Then, for every run, a new ``python`` proc
    first calls reach Planet, so they are measured at INIT only;
 3. serves the same call again (``warm``, for comparison), prints its timings and exits.
 
+The variants' runs are interleaved (one of each in turn), so that other work on the machine weighs on all
+of them alike.
+
 Times 1 and 2 are taken with ``perf_counter`` inside the child; ``process`` is the parent's wall time from
 spawn to exit (interpreter start and shutdown included). The typical handler (``typical_api_handler.py``:
 boto3 + requests + pydantic at module scope, Logger/Tracer/Metrics, a validating REST resolver, the
@@ -183,10 +186,13 @@ def main() -> None:
         ]
         try:
             with local_aws() as envs:
-                results = {
-                    variant.label: [run_child(python, paths, variant, envs) for _ in range(variant.runs)]
-                    for variant in variants
-                }
+                # Interleaved, one run of each variant in turn: load from elsewhere on the machine (it
+                # changes by the minute on a shared one) falls on every variant alike, not on one of them.
+                results: dict[str, list[Sample]] = {variant.label: [] for variant in variants}
+                for run in range(max(variant.runs for variant in variants)):
+                    for variant in variants:
+                        if run < variant.runs:
+                            results[variant.label].append(run_child(python, paths, variant, envs))
                 top = import_profile(python, paths, variants[0], envs)
         finally:
             paths.writable()
