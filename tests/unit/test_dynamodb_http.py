@@ -76,6 +76,8 @@ def script(monkeypatch: pytest.MonkeyPatch) -> Iterator[Script]:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
     monkeypatch.delenv("AWS_MAX_ATTEMPTS", raising=False)
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
     transport = Script()
     monkeypatch.setattr(dynamodb_http, "transport", transport)
     yield transport
@@ -278,3 +280,16 @@ def test_table_other_operations_are_boto3_tables(table: DynamoDBTable) -> None:
         Item={"order_id": "o-1"}, ConditionExpression="attribute_not_exists(order_id)"
     )
     assert table.meta is boto3_table.meta
+
+
+def test_get_item_behind_a_proxy_is_boto3s(
+    table: DynamoDBTable, script: Script, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    boto3_table = mock.Mock()
+    boto3_table.get_item.return_value = {"Item": {"order_id": "o-1"}}
+    table._boto3_table = boto3_table
+
+    assert table.get_item(Key={"order_id": "o-1"}, ConsistentRead=True) == {"Item": {"order_id": "o-1"}}
+    boto3_table.get_item.assert_called_once_with(Key={"order_id": "o-1"}, ConsistentRead=True)
+    assert script.requests == []

@@ -23,7 +23,8 @@ What stays as boto3 does it, so callers cannot tell the difference:
   a failure only).
 
 Everything else on the table (writes with their conditions, queries, scans, ``meta``) is boto3's own
-``Table``, built on first use: ``table.put_item(...)`` is unchanged for every caller.
+``Table``, built on first use: ``table.put_item(...)`` is unchanged for every caller. So is ``get_item`` when
+an HTTP(S) proxy is configured: botocore's proxy handling is not repeated here.
 """
 
 from __future__ import annotations
@@ -320,6 +321,8 @@ class DynamoDBTable:
 
     def get_item(self, *, Key: Mapping[str, Any], ConsistentRead: bool = False) -> dict[str, Any]:
         """As boto3's ``Table.get_item``: ``{"Item": {...}}``, without ``Item`` when there is none."""
+        if _behind_a_proxy():  # botocore's proxy rules (NO_PROXY, proxy auth, TLS to the proxy) are its own
+            return dict(self.boto3_table.get_item(Key=Key, ConsistentRead=ConsistentRead))
         body: dict[str, Any] = {"TableName": self.name, "Key": {k: serialize(v) for k, v in Key.items()}}
         if ConsistentRead:
             body["ConsistentRead"] = True
@@ -384,6 +387,10 @@ class DynamoDBTable:
         if name.startswith("_"):
             raise AttributeError(name)
         return getattr(self.boto3_table, name)
+
+
+def _behind_a_proxy() -> bool:
+    return any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"))
 
 
 def _parse(response: HttpResponse) -> tuple[dict[str, Any], str, str]:
