@@ -26,7 +26,12 @@ os.environ.pop("AWS_PROFILE", None)
 
 import moto  # noqa: F401 - imported before boto3 clients exist, so mock_aws intercepts them
 import pytest
-from harness import PLANET_KEY, ROOT, AwsStack, FakeLambdaContext
+from harness import PLANET_KEY, ROOT, AwsStack, FakeLambdaContext, send_through_requests
+from order_core.adapters import dynamodb_http
+
+# The orders and API keys tables read items by key over signed HTTP (http.client), which mock_aws does not
+# intercept; it does intercept `requests`. Processes of the local stack keep http.client (tests/e2e).
+dynamodb_http.transport = send_through_requests
 
 
 @pytest.fixture

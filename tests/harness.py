@@ -158,3 +158,14 @@ class AwsStack:
         import requests
 
         requests.post(f"{self.planet.url}/_fake/faults", json=rule, timeout=5).raise_for_status()
+
+
+def send_through_requests(url: str, headers: dict[str, str], body: bytes, timeout: float) -> Any:
+    """dynamodb_http's transport over ``requests``, which moto's in-process ``mock_aws`` intercepts."""
+    import requests
+    from order_core.adapters.dynamodb_http import HttpResponse
+
+    response = requests.post(url, data=body, headers=headers, timeout=timeout)
+    return HttpResponse(
+        response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.content
+    )

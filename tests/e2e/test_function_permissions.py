@@ -31,21 +31,23 @@ def _project_copy(root: Path, *, drop_from: str | None) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("drop_from", "expected_status"),
-    [(None, 200), ("ApiFunction", 500)],
+    ("drop_from", "expected_status", "expected_get_status"),
+    [(None, 200, 404), ("ApiFunction", 500, 500)],
     ids=["template-as-is", "ApiFunction-without-OrdersTable-policy"],
 )
 def test_function_permissions_missing_policy_line_fails_that_function(
-    tmp_path: Path, drop_from: str | None, expected_status: int
+    tmp_path: Path, drop_from: str | None, expected_status: int, expected_get_status: int
 ) -> None:
     root = _project_copy(tmp_path / "project", drop_from=drop_from)
     with running_stack(tmp_path, LOCAL_STACK_PROJECT_ROOT=str(root)) as stack:
-        response = requests.get(
-            f"{stack.api_url}/orders/v2",
-            headers={"Authorization": f"api-key {stack.outputs['api_key']}"},
-            timeout=60,
+        headers = {"Authorization": f"api-key {stack.outputs['api_key']}"}
+        response = requests.get(f"{stack.api_url}/orders/v2", headers=headers, timeout=60)
+        # One order by id: a GetItem signed without boto3 (adapters/dynamodb_http.py), under the same IAM.
+        unknown = requests.get(
+            f"{stack.api_url}/orders/v2/3f1d1c3e-6a34-4d6e-9f5b-0d3c8f1f2a10", headers=headers, timeout=60
         )
         # Past the authorizer either way (a 401 would mean it lost its own table): ApiFunction answers.
         assert response.status_code == expected_status, response.text
+        assert unknown.status_code == expected_get_status, unknown.text
         if drop_from is not None:
             assert "AccessDenied" in stack.log_tail(2000)

@@ -44,6 +44,39 @@ print(json.dumps({{"loaded": sorted(m for m in {HEAVY!r} if m in sys.modules)}})
     assert fresh_python(code, POWERTOOLS_TRACE_DISABLED="true") == {"loaded": []}
 
 
+def test_api_handler_first_get_of_an_order_leaves_out_every_heavy_module() -> None:
+    """The first GET reads the order with a signed HTTP GetItem (adapters/dynamodb_http.py), not boto3."""
+    order_id = "3f1d1c3e-6a34-4d6e-9f5b-0d3c8f1f2a10"
+    code = f"""
+import importlib.util, json, sys
+from order_core.adapters import dynamodb_http, orders_repo
+from order_core.models.planet import OrderRequest
+from order_core.services.orders import new_record
+
+order = json.loads(open({str(ROOT / "events" / "planet" / "create_scenes_direct.json")!r}).read())
+item = orders_repo._to_item(new_record(OrderRequest.model_validate(order), "t-1", {order_id!r}))
+typed = {{key: dynamodb_http.serialize(value) for key, value in item.items()}}
+answer = json.dumps({{"Item": typed}}).encode()
+asked = []
+dynamodb_http.transport = lambda url, headers, body, timeout: asked.append(headers["X-Amz-Target"]) or (
+    dynamodb_http.HttpResponse(200, {{}}, answer)
+)
+spec = importlib.util.spec_from_file_location("api_app", {str(ROOT / "functions" / "api" / "app.py")!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+event = json.loads(open({str(ROOT / "events" / "api_get_order.json")!r}).read())
+event["requestContext"]["authorizer"] = {{"principalId": "t-1", "tenant": "t-1"}}
+class Context:
+    function_name, memory_limit_in_mb, invoked_function_arn, aws_request_id = "api", 256, "arn:api", "r-1"
+response = module.lambda_handler(event, Context())
+print(json.dumps({{"status": response["statusCode"], "id": json.loads(response["body"])["id"], "asked": asked,
+                  "loaded": sorted(m for m in {HEAVY!r} if m in sys.modules)}}))
+"""
+    result = fresh_python(code, POWERTOOLS_TRACE_DISABLED="true", ORDERS_TABLE="orders")
+
+    assert result == {"status": 200, "id": order_id, "asked": ["DynamoDB_20120810.GetItem"], "loaded": []}
+
+
 def test_lazy_tracer_disabled_hands_back_the_handler_without_the_xray_sdk() -> None:
     code = """
 import json, sys

@@ -148,3 +148,23 @@ def test_tracer_every_handler_is_traced_only_through_order_core_tracer() -> None
         assert traced_by in ([], ["tracer.capture_lambda_handler"]), f"{app}: {traced_by}"
         if traced_by:
             assert imported.get("tracer") == "order_core.observability", app
+
+
+def test_tracer_dynamodb_read_over_http_is_recorded_as_an_aws_subsegment(
+    xray: tuple[Any, _Collected], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The GetItem that skips boto3 (adapters/dynamodb_http.py) shows in traces as botocore's calls do."""
+    from order_core.adapters import dynamodb_http
+
+    recorder, emitter = xray
+    answer = dynamodb_http.HttpResponse(200, {}, b'{"Item": {"order_id": {"S": "o-1"}}}')
+    monkeypatch.setattr(dynamodb_http, "transport", lambda *_args: answer)
+    table = dynamodb_http.DynamoDBTable("orders-table")
+
+    recorded = _recorded(recorder, emitter, lambda: table.get_item(Key={"order_id": "o-1"}))
+
+    entities = [json.loads(line) for line in recorded.splitlines()]
+    subsegments = [e for entity in entities for e in [entity, *entity.get("subsegments", [])]]
+    subsegment = next(s for s in subsegments if s["name"] == "DynamoDB")
+    assert subsegment["namespace"] == "aws"
+    assert subsegment["aws"] == {"operation": "GetItem", "table_name": "orders-table", "region": "us-east-1"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from order_core.adapters.aws import resource
+from order_core.adapters.aws import table as dynamodb_table
 from order_core.models.tenancy import ApiKeyRecord
 
 #: Items of this table that are tenants' settings, not keys (adapters/webhooks.py): key hashes are hex.
@@ -16,7 +16,7 @@ _SETTING_PREFIXES = (WEBHOOK_SECRET_PREFIX, TENANT_EMAIL_PREFIX)
 
 class ApiKeysRepository:
     def __init__(self, table_name: str, table: Any = None) -> None:
-        self._table = table if table is not None else resource("dynamodb").Table(table_name)
+        self._table = table if table is not None else dynamodb_table(table_name)
 
     def put(self, record: ApiKeyRecord) -> None:
         self._table.put_item(

@@ -19,3 +19,14 @@ def resource(service: str) -> Any:
     import boto3
 
     return boto3.session.Session().resource(service)
+
+
+def table(name: str) -> Any:
+    """A DynamoDB table as boto3's ``Table``; ``get_item`` without boto3 (adapters/dynamodb_http.py).
+
+    The reads by key of the API's GET and of the authorizer are then a signed HTTP request; every other
+    operation is boto3's, built on its first use.
+    """
+    from order_core.adapters.dynamodb_http import DynamoDBTable
+
+    return DynamoDBTable(name)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from order_core.adapters.aws import resource
+from order_core.adapters.aws import table as dynamodb_table
 from order_core.models import changes as store_changes
 from order_core.models.lifecycle import (
     ACTIVE_STATES,
@@ -135,7 +135,7 @@ class OrdersRepository:
     """Reads and writes order records; every state change is a conditional write."""
 
     def __init__(self, table_name: str, table: Any = None) -> None:
-        self._table = table if table is not None else resource("dynamodb").Table(table_name)
+        self._table = table if table is not None else dynamodb_table(table_name)
 
     def create(self, record: OrderRecord) -> bool:
         """Write a new record; False if one with this id already exists."""

@@ -10,7 +10,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import requests
 
 from order_core.adapters.api_keys_repo import TENANT_EMAIL_PREFIX, WEBHOOK_SECRET_PREFIX
-from order_core.adapters.aws import client, resource
+from order_core.adapters.aws import client
+from order_core.adapters.aws import table as dynamodb_table
 from order_core.adapters.downloads import DownloadPolicy, HostAllowList, Resolver, guarded_session
 from order_core.errors import DownloadRefused
 from order_core.services.notify import WebhookFailed, WebhookMessage, WebhookRefused
@@ -115,7 +116,7 @@ class WebhookSecretsRepository:
     """Tenants' webhook signing secrets, one item each in the API keys table (encrypted at rest)."""
 
     def __init__(self, table_name: str, table: Any = None) -> None:
-        self._table = table if table is not None else resource("dynamodb").Table(table_name)
+        self._table = table if table is not None else dynamodb_table(table_name)
 
     def put(self, tenant: str, secret: str) -> None:
         self._table.put_item(
