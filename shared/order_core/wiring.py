@@ -257,6 +257,7 @@ def reconcile_service() -> ReconcileService:
         WorkflowExecutions(settings.workflow_arn),
         intake_queue(),
         min_age=timedelta(seconds=settings.reconcile_min_age_seconds),
+        backfill=orders_repo(),
     )
 
 

@@ -85,6 +85,8 @@ def _list(big: tuple[OrderService, Reads], query: dict[str, str]) -> tuple[dict[
         {"sort_by": "last_modified DESC"},
         {"sort_by": "name DESC"},
         {"sort_by": "state,created_on DESC"},
+        {"sort_by": "state"},
+        {"sort_by": "state DESC", "state": "success,failed"},
         {"state": "success", "created_on": "2025-01-01T00:10:00Z/.."},
     ],
     ids=lambda q: "&".join(f"{k}={v}" for k, v in q.items()) or "default",

@@ -251,6 +251,8 @@ def test_page_without_sort_by_lists_newest_first() -> None:
         ("name ASC,created_on DESC", ["a4", "a2", "b1", "c3"]),
         ("name DESC, created_on DESC", ["c3", "b1", "a4", "a2"]),
         ("state,name", ["b1", "c3", "a2", "a4"]),
+        ("state", ["c3", "b1", "a2", "a4"]),  # alone: each state newest first
+        ("state DESC", ["a4", "a2", "c3", "b1"]),
         ("last_modified DESC", ["b1", "a4", "c3", "a2"]),
     ],
 )

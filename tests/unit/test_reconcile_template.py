@@ -28,7 +28,13 @@ def test_reconcile_function_may_read_orders_restart_workflows_and_enqueue_nothin
     }
     statements = [s for policy in policies for s in policy.get("Statement", [])]
     actions = sorted(action for statement in statements for action in statement["Action"])
-    assert actions == ["states:DescribeExecution", "states:ListExecutions", "states:StartExecution"]
+    assert actions == [
+        "dynamodb:PutItem",  # the list-keys backfill: its cursor item
+        "dynamodb:UpdateItem",  # ... and three index keys on old orders
+        "states:DescribeExecution",
+        "states:ListExecutions",
+        "states:StartExecution",
+    ]
     assert all(statement["Effect"] == "Allow" for statement in statements)
     assert all("*" not in str(statement["Resource"]).split(":execution:")[0] for statement in statements)
 

@@ -24,6 +24,7 @@ from order_core.models.planet import OrderState
 
 if TYPE_CHECKING:
     from order_core.services.listing import Run
+    from order_core.services.reconcile import BackfillProgress
 
 # Stored as JSON strings / gzip so that floats (GeoJSON) and long file lists need no Decimal juggling and
 # a 500-item order stays far below DynamoDB's 400 KB item limit.
@@ -107,6 +108,10 @@ def _to_item(record: OrderRecord) -> dict[str, Any]:
 def _pack_results(results: Iterable[LandedFile]) -> bytes:
     return gzip.compress(json.dumps([r.model_dump() for r in results], separators=(",", ":")).encode())
 
+
+#: The list-keys backfill's own item (cursor and done flag): not a UUID, so no API path reaches it, and
+#: without a tenant it is in no list index.
+_BACKFILL_ID = "#backfill/list-keys"
 
 _INDEX_ONLY = frozenset({ACTIVE_STATE, _TENANT_CREATED, _TENANT_NAME, _NAME_KEY})
 
@@ -401,6 +406,62 @@ class OrdersRepository:
             if "LastEvaluatedKey" not in page:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def backfill_list_keys(self, *, max_items: int) -> BackfillProgress:
+        """One paced step adding the list-index keys to orders written before those indexes existed.
+
+        Reads at most ``max_items`` items of the table (one Scan page) after the cursor the last step saved,
+        adds ``tenant_created``, ``tenant_name`` and ``name_key`` to those that lack them (a conditional
+        update: never twice, never to an order deleted meanwhile), then saves the cursor. Items written
+        since the indexes exist carry the keys already, so one pass over the table completes it; after
+        that a step reads one item.
+        """
+        from boto3.dynamodb.conditions import Attr
+        from botocore.exceptions import ClientError
+
+        from order_core.services.reconcile import BackfillProgress
+
+        saved = self._table.get_item(Key={"order_id": _BACKFILL_ID}, ConsistentRead=True).get("Item") or {}
+        if saved.get("done"):
+            return BackfillProgress(scanned=0, updated=0, done=True)
+        kwargs: dict[str, Any] = {
+            "Limit": max(1, max_items),
+            "FilterExpression": Attr(_NAME_KEY).not_exists() & Attr("tenant").exists(),
+            "ProjectionExpression": "order_id, tenant, #n, created_on",
+            "ExpressionAttributeNames": {"#n": "name"},  # a reserved word
+        }
+        if saved.get("cursor"):
+            kwargs["ExclusiveStartKey"] = json.loads(str(saved["cursor"]))
+        page = self._table.scan(**kwargs)
+        updated = 0
+        for item in page.get("Items", []):
+            keys = _list_keys(str(item["tenant"]), str(item.get("name", "")), str(item["created_on"]))
+            try:
+                self._table.update_item(
+                    Key={"order_id": item["order_id"]},
+                    UpdateExpression="SET #a = :a, #b = :b, #c = :c",
+                    ConditionExpression="attribute_exists(order_id) AND attribute_not_exists(#c)",
+                    ExpressionAttributeNames={"#a": _TENANT_CREATED, "#b": _TENANT_NAME, "#c": _NAME_KEY},
+                    ExpressionAttributeValues={
+                        ":a": keys[_TENANT_CREATED],
+                        ":b": keys[_TENANT_NAME],
+                        ":c": keys[_NAME_KEY],
+                    },
+                )
+                updated += 1
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+        last = page.get("LastEvaluatedKey")
+        self._table.put_item(
+            Item={
+                "order_id": _BACKFILL_ID,
+                "cursor": json.dumps(last, default=str) if last else "",
+                "done": last is None,
+                "updated_at": _iso(utcnow()),
+            }
+        )
+        return BackfillProgress(scanned=int(page.get("ScannedCount", 0)), updated=updated, done=last is None)
 
     def active_order_ids(self, page_size: int = 500) -> Iterable[list[str]]:
         """The ids of every queued or running order, a page at a time (the sparse ``active`` index)."""

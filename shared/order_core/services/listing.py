@@ -25,8 +25,9 @@ The semantics, after ``shared/reference/planet-orders-api.md`` section 2.3:
 - ``hosting=true`` keeps orders with a ``hosting`` block, ``hosting=false`` those without one.
 - ``destination_ref`` matches ``delivery.destination.ref``.
 - ``sort_by`` is a comma list of ``name``, ``created_on``, ``state`` or ``last_modified``, each optionally
-  followed by ``ASC`` (the default) or ``DESC``. Without it, the newest order comes first. Ties are broken
-  by ascending id, so the order is total and paging is deterministic.
+  followed by ``ASC`` (the default) or ``DESC``. Without it, the newest order comes first; ``sort_by=state``
+  alone lists each state's orders newest first. Ties are broken by ascending id, so the order is total and
+  paging is deterministic.
 - ``page_size`` is an integer from 1 to ``MAX_PAGE_SIZE``; the caller chooses the default.
 - Any other parameter is ignored, but repeated in ``_links.next``.
 - A name or value that is not Unicode text (a lone UTF-16 surrogate, which the JSON of a proxy event can
@@ -322,6 +323,10 @@ def _parse_sort(text: str | None) -> tuple[SortKey, ...]:
         if direction not in ("ASC", "DESC"):
             raise ListQueryError("sort_by", f"sort direction must be ASC or DESC, not '{_shown(words[1])}'")
         keys.append(SortKey(words[0], descending=direction == "DESC"))
+    if [key.field for key in keys] == ["state"]:
+        # Within a state, newest first (the default order): an index serves that, so a page reads about a
+        # page; ordered by id alone a state would be one group, read whole (docs/decisions.md).
+        keys.append(SortKey("created_on", descending=True))
     return tuple(keys)
 
 
@@ -447,7 +452,8 @@ def _list_item(order: PlanetOrder) -> dict[str, Any]:
 # whose index keys tie at the precision the list compares (a millisecond, the leading characters of a name,
 # a state). Every order of one group sorts after every order of the groups before it, so reading whole
 # groups and sorting each exactly gives the query's order. Groups are read whole; a millisecond or a name
-# holds few orders, a state as the only sort key (``sort_by=state``) may hold many (docs/decisions.md).
+# holds few orders, a state with another second key than ``created_on`` may hold many (docs/decisions.md;
+# ``sort_by=state`` alone is read with ``created_on DESC`` as its second key).
 
 #: Orders after the page marker that one request examines at most (at least page_size + 1). A filter no
 #: index serves may find fewer than page_size matches among them: the page is then short and ``next``
