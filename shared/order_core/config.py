@@ -59,6 +59,9 @@ class Settings(BaseModel):
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
     #: A sweep that finished within this many seconds vouches for every order it could have seen.
     sweep_fresh_seconds: float = Field(default=300.0, gt=0)
+    #: The API's public root Planet's per-order webhook calls (…/compute/ops/hooks/planet/...); empty: the
+    #: gateway asks Planet for no webhook and follows orders by the sweep and their own checks alone.
+    planet_webhook_base_url: str = ""
 
     # --- Planet's bundles spec, checked on create (services/bundles.py) ---
     #: How long a spec read from Planet is trusted before it is fetched again.

@@ -134,13 +134,13 @@ def submit_service() -> SubmitService:
         dead_letters=IntakeDeadLetters(settings.intake_dead_letter_queue_url),
         bundles=bundles_spec(),
         max_attempts=settings.submit_max_attempts,
-        planet_webhook=planet_webhook_of if settings.webhook_base_url else None,
+        planet_webhook=planet_webhook_of if settings.planet_webhook_base_url else None,
     )
 
 
 def planet_webhook_of(order_id: str) -> dict[str, object]:
     """The ``notifications`` asking Planet to call our hook of ``order_id`` (services/wake.py)."""
-    return planet_hooks().webhook(get_settings().webhook_base_url, order_id)
+    return planet_hooks().webhook(get_settings().planet_webhook_base_url, order_id)
 
 
 @lru_cache(maxsize=1)
