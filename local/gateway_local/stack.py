@@ -513,8 +513,9 @@ class ScheduledInvoker:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop scheduling; an invocation in progress is not waited for long (its thread is a daemon)."""
         self._stop.set()
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=5)
 
     def _run(self) -> None:
         event = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
