@@ -76,6 +76,8 @@ def aws_stack(
                 "POLL_MAX_WAIT_SECONDS": "8",
                 # short enough that the history guard keeps the 8 s cap the tests assert
                 "POLL_DEADLINE_SECONDS": "3600",
+                # no webhooks or sweeps here: each wait for a change times out at once and the order polls
+                "WATCH_SECONDS": "1",
             },
         )
         resources = Provisioner(load_template(ROOT / "template.yaml"), boto3.client, settings).provision()

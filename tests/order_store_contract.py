@@ -315,3 +315,68 @@ def test_store_writes_to_a_missing_order_are_refused(store: OrderStore) -> None:
     assert store.claim_completion_event(missing, utcnow()) is None
     assert store.finalize(missing, state=OrderState.failed, last_message="m", hints=[], at=utcnow()) is None
     assert store.get(missing) is None
+
+
+# --- waiting for a change (services/wake.py) ---------------------------------------------------------------
+
+
+def submitted_as(store: OrderStore, upstream_order_id: str, upstream_state: str = "queued") -> OrderRecord:
+    record = accepted(store)
+    assert store.claim_submission(record.order_id, lease=LEASE) is not None
+    done = store.record_upstream_order(
+        record.order_id,
+        upstream_order_id=upstream_order_id,
+        upstream_state=upstream_state,
+        last_message="Submitted",
+    )
+    assert done is not None
+    return done
+
+
+def test_store_watch_stores_the_token_and_one_waker_takes_it(store: OrderStore) -> None:
+    record = submitted(store)
+
+    assert store.watch(record.order_id, "token-1") is False
+    taken = [store.take_wake_token(record.order_id) for _ in range(2)]
+
+    assert taken == ["token-1", None]
+
+
+def test_store_watch_after_a_deferred_wake_reports_it_once(store: OrderStore) -> None:
+    record = submitted(store)
+    assert store.defer_wake(record.order_id)
+
+    first = store.watch(record.order_id, "token-1")
+    second = store.watch(record.order_id, "token-2")
+
+    assert (first, second) == (True, False)
+    assert store.take_wake_token(record.order_id) == "token-2"
+
+
+def test_store_watch_or_defer_of_order_not_waiting_at_planet_is_refused(store: OrderStore) -> None:
+    for record in (accepted(store), delivering(store), finalized(store)):
+        assert store.watch(record.order_id, "token") is None
+        assert not store.defer_wake(record.order_id)
+        assert store.take_wake_token(record.order_id) is None
+    assert store.watch("missing", "token") is None
+
+
+def test_store_followed_by_upstream_ids_maps_only_orders_being_followed(store: OrderStore) -> None:
+    prefix = str(uuid.uuid4())
+    waiting = submitted_as(store, f"{prefix}-a", "queued")
+    delivered = submitted_as(store, f"{prefix}-b", "running")
+    assert store.record_poll(delivered.order_id, upstream_state=OrderState.success) is not None
+
+    found = store.followed_by_upstream_ids([f"{prefix}-a", f"{prefix}-b", f"{prefix}-unknown"])
+
+    assert found == {f"{prefix}-a": (waiting.order_id, "queued")}
+
+
+def test_store_record_poll_stamps_own_polls_only(store: OrderStore) -> None:
+    record = submitted(store)
+
+    swept = store.record_poll(record.order_id, upstream_state=OrderState.running, own_poll=False)
+    own = store.record_poll(record.order_id, upstream_state=OrderState.running)
+
+    assert swept is not None and swept.last_own_poll_at is None and swept.state is OrderState.running
+    assert own is not None and own.last_own_poll_at is not None

@@ -54,6 +54,13 @@ PLANET_KEY_SECRET = "PlanetApiKeySecret"
 _LOCAL_DEFAULTS = {
     "DOWNLOAD_ALLOWED_HOSTS": "127.0.0.1,localhost",
     "ALLOW_HTTP_DOWNLOADS": "true",
+    # Orders wait for a change (docs/decisions.md "Planet tells us when an order changes"): the fake's
+    # webhooks and a sweep every TRACKER_LOCAL_INTERVAL seconds wake them; a wait nobody ends times out after
+    # WATCH_SECONDS and then costs a GET only if no sweep vouches for the order. Safe against the real Planet
+    # too: a sweep is one list request (0.2/s of Planet's 3/s), and quiet orders make no GETs at all.
+    "WATCH_SECONDS": "60",
+    # Only after a transient fault of a GET (429, 5xx, deferred by the pace) does an order poll again on
+    # its own backoff; short, so a faulted poll is retried soon. The pace holds a 429 for the whole fleet.
     "POLL_FIRST_WAIT_SECONDS": "1",
     "POLL_MAX_WAIT_SECONDS": "4",
     # A short deadline locally keeps the 4 s cap: a 3-day deadline would raise it for the history budget.
@@ -102,6 +109,9 @@ class LocalStack:
         self._planet_api_url = env.get("PLANET_API_URL")
         self._moto: MotoServer | None = None
         self._pollers: list[SqsPoller] = []
+        # The fleet sweep (TrackerFunction's rate(1 minute) in AWS) runs this often locally; 0 turns it off.
+        self._tracker_interval = float(env.get("TRACKER_LOCAL_INTERVAL", "5"))
+        self._tracker: ScheduledInvoker | None = None
         self._api: ApiFront | None = None
         self._saved_environ: dict[str, str | None] = {}
         self._saved_sfn_config = default_user_config["stepfunctions"]
@@ -150,6 +160,9 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop servers and pollers, restore the process environment. Safe to call twice."""
+        if self._tracker is not None:
+            self._tracker.stop()
+            self._tracker = None
         if self._api is not None:
             self._api.stop()
             self._api = None
@@ -254,6 +267,22 @@ class LocalStack:
         for spec in self.lambdas.specs:
             if "WEBHOOK_BASE_URL" in spec.environment and not spec.environment["WEBHOOK_BASE_URL"]:
                 spec.environment["WEBHOOK_BASE_URL"] = public
+        # Planet's per-order webhook calls this API: the fake Planet can reach it on loopback; the real
+        # Planet cannot, so against it no webhook is asked for unless PLANET_WEBHOOK_BASE_URL names a public
+        # URL (a tunnel to this API).
+        planet_hook_base = os.environ.get("PLANET_WEBHOOK_BASE_URL") or (
+            "" if self._planet_api_url else public
+        )
+        for spec in self.lambdas.specs:
+            if (
+                "PLANET_WEBHOOK_BASE_URL" in spec.environment
+                and not spec.environment["PLANET_WEBHOOK_BASE_URL"]
+            ):
+                spec.environment["PLANET_WEBHOOK_BASE_URL"] = planet_hook_base
+        tracker = next((s.name for s in self.lambdas.specs if s.logical_id == "TrackerFunction"), None)
+        if tracker is not None and self._tracker_interval > 0:
+            self._tracker = ScheduledInvoker(self.lambdas.invoke, tracker, self._tracker_interval)
+            self._tracker.start()
         self.outputs = self._build_outputs(planet_url, completion_queue_url, provisioner.resolve_outputs())
         self._write_outputs()
 
@@ -470,6 +499,35 @@ class MotoServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+
+class ScheduledInvoker:
+    """A function's Schedule event, locally: invoke it every ``interval`` seconds in a thread of its own."""
+
+    def __init__(self, invoke: Callable[[str, Any], Any], function_name: str, interval: float) -> None:
+        self._invoke = invoke
+        self._function = function_name
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"schedule-{function_name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop scheduling; an invocation in progress is not waited for long (its thread is a daemon)."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        event = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+        while not self._stop.wait(self._interval):
+            try:
+                result = self._invoke(self._function, event)
+                if getattr(result, "errored", False):
+                    log.warning("%s failed: %s", self._function, str(getattr(result, "payload", ""))[:500])
+            except Exception:
+                log.exception("scheduled invocation of %s failed", self._function)
 
 
 def merged_environment(specs: list[FunctionSpec]) -> dict[str, str]:

@@ -7,7 +7,7 @@ import os
 import threading
 from pathlib import Path
 
-from .app import API_PREFIX, create_app, get_store
+from .app import API_PREFIX, create_app, get_store, start_webhooks
 from .config import FakePlanetConfig
 from .server import make_fake_server, serve_forever
 from .store import FakePlanetStore
@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     app = create_app(config)
     server = make_fake_server(args.host, args.port, app, verbose=args.verbose)
     print(f"Fake Planet Orders API on http://{args.host}:{server.port}{API_PREFIX}", flush=True)
+    start_webhooks(app, f"http://{args.host}:{server.port}{API_PREFIX}")
     if args.state_dir is None:
         serve_forever(server)
         return

@@ -33,6 +33,7 @@ from .tokens import (
     read_download_token,
     storage_signature,
 )
+from .webhooks import WebhookSender
 
 API_PREFIX = "/compute/ops"
 EXTENSION_KEY = "planet_fake"
@@ -341,6 +342,11 @@ def _admin_clear_requests() -> ResponseReturnValue:
     return "", 204
 
 
+def _admin_webhooks() -> ResponseReturnValue:
+    sender = get_store().webhooks
+    return jsonify({"webhooks": sender.calls() if sender is not None else []})
+
+
 def _admin_reset() -> ResponseReturnValue:
     get_store().reset()
     return "", 204
@@ -375,6 +381,7 @@ def create_app(config: FakePlanetConfig | None = None) -> Flask:
         ("/orders", "GET", _admin_orders),
         ("/requests", "GET", _admin_requests),
         ("/requests", "DELETE", _admin_clear_requests),
+        ("/webhooks", "GET", _admin_webhooks),
         ("/reset", "POST", _admin_reset),
     ]
     for path, method, view in admin:
@@ -384,3 +391,18 @@ def create_app(config: FakePlanetConfig | None = None) -> Flask:
     app.register_error_handler(HTTPException, _json_error)
     app.wsgi_app = FaultMiddleware(app.wsgi_app, app.url_map, store.faults, store.requests)  # type: ignore[method-assign]
     return app
+
+
+def start_webhooks(app: Flask, api_root: str) -> WebhookSender:
+    """Start calling the orders' webhooks (``api_root``: the /compute/ops URL order links in bodies use)."""
+    store = get_store(app)
+
+    def document(order: Order, now: datetime) -> dict[str, Any]:
+        return order.document(order.snapshot(now), f"{api_root}/orders/v2/{order.id}", None)
+
+    sender = WebhookSender(
+        lambda: store.orders(None), store.faults, document, utcnow_ms, lambda: store.config.webhooks
+    )
+    store.webhooks = sender
+    sender.start()
+    return sender

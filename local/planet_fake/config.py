@@ -26,6 +26,7 @@ class FakePlanetConfig(BaseModel):
     file_size: int = Field(default=262144, ge=0, description="bytes of each imagery asset")
     link_ttl_seconds: float = Field(default=3600, ge=0, description="lifetime of download links")
     rate_limits: bool = True
+    webhooks: bool = Field(default=True, description="call orders' notifications.webhook URLs (webhooks.py)")
     page_size: int = Field(default=20, ge=1, description="list page size when the request has none")
     api_keys: tuple[str, ...] = Field(default=(), description="allow-list; empty accepts any key")
     token_secret: str = Field(default="planet-fake-secret", min_length=1)

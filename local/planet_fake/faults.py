@@ -27,7 +27,9 @@ from werkzeug.wrappers import Response
 
 # Every API operation; route endpoints carry these names (app.py).
 OPS = ("create", "get", "list", "cancel", "bulk_cancel", "stats", "download", "storage")
-FaultOp = Literal["create", "get", "list", "cancel", "bulk_cancel", "stats", "download", "storage", "any"]
+FaultOp = Literal[
+    "create", "get", "list", "cancel", "bulk_cancel", "stats", "download", "storage", "webhook", "any"
+]
 # Requests no route matches (a typo'd path, a wrong method) are still logged and can still be faulted.
 UNROUTED_OP = "other"
 RESET_ENVIRON_KEY = "planet_fake.reset_connection"
@@ -42,7 +44,10 @@ class FaultRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     op: FaultOp
-    kind: Literal["status", "reset", "truncate", "corrupt"]
+    #: "drop" and "delay" apply to the fake's own webhook calls (op "webhook", webhooks.py) only.
+    kind: Literal["status", "reset", "truncate", "corrupt", "drop", "delay"]
+    #: How long a "delay" rule holds a webhook call back.
+    delay_seconds: float = Field(default=5.0, ge=0, le=3600)
     status: int = Field(default=503, ge=400, le=599)
     retry_after: int | None = Field(default=None, ge=0)
     times: int = Field(default=1, ge=1)
@@ -100,10 +105,15 @@ class FaultBook:
         with self._lock:
             return any(rule.body_contains is not None for rule in self._rules)
 
-    def take(self, op: str, path: str, request: RequestFacts | None = None) -> FaultRule | None:
-        """The oldest rule matching this request, with one use consumed."""
+    def take(
+        self, op: str, path: str, request: RequestFacts | None = None, *, exact: bool = False
+    ) -> FaultRule | None:
+        """The oldest rule matching this request, with one use consumed (``exact``: only rules naming
+        ``op`` itself, not ``any``: the fake's own webhook calls never take a rule meant for requests)."""
         with self._lock:
             for index, rule in enumerate(self._rules):
+                if exact and rule.op != op:
+                    continue
                 if rule.matches(op, path, request):
                     if rule.times > 1:
                         self._rules[index] = rule.model_copy(update={"times": rule.times - 1})

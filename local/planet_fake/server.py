@@ -10,7 +10,7 @@ from types import TracebackType
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from .app import API_PREFIX, create_app, get_store
+from .app import API_PREFIX, create_app, get_store, start_webhooks
 from .config import FakePlanetConfig
 from .faults import RESET_ENVIRON_KEY
 from .store import FakePlanetStore
@@ -61,6 +61,7 @@ class FakePlanetServer:
         self.app = app
         self._thread = threading.Thread(target=serve_forever, args=(server,), name="planet-fake", daemon=True)
         self._thread.start()
+        self._webhooks = start_webhooks(app, self.base_url)
 
     @property
     def url(self) -> str:
@@ -75,6 +76,7 @@ class FakePlanetServer:
         return get_store(self.app)
 
     def stop(self) -> None:
+        self._webhooks.stop()
         # shutdown() returns once serve_forever has stopped; werkzeug's serve_forever then closes the socket.
         self._server.shutdown()
         self._thread.join()

@@ -9,9 +9,12 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import FakePlanetConfig
+
+if TYPE_CHECKING:
+    from .webhooks import WebhookSender
 from .content import DigestCache
 from .faults import FaultBook, RequestLog
 from .orders import ACTIVE_STATES, Order
@@ -72,6 +75,8 @@ class FakePlanetStore:
         self.rate_limiter = RateLimiter()
         self.faults = FaultBook()
         self.requests = RequestLog()
+        #: Set by whoever serves the fake (server.py, __main__): the orders' webhook calls.
+        self.webhooks: WebhookSender | None = None
 
     @property
     def config(self) -> FakePlanetConfig:
@@ -91,6 +96,8 @@ class FakePlanetStore:
         self.rate_limiter.clear()
         self.faults.clear()
         self.requests.clear()
+        if self.webhooks is not None:
+            self.webhooks.clear()
 
     def add_order(self, order: Order) -> None:
         with self._lock:

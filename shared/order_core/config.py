@@ -57,6 +57,17 @@ class Settings(BaseModel):
     #: Consecutive polls answered with an order we cannot read before the order fails (services/poll.py).
     poll_max_unusable_responses: int = Field(default=5, ge=1)
 
+    # --- following orders (services/tracking.py, services/wake.py) ---
+    #: How long a workflow waits for a wake (Planet's webhook, the fleet sweep) before checking on its own.
+    watch_seconds: int = Field(default=3600, ge=1)
+    #: Seconds between two fleet sweeps (a list by last_modified); a sweep this recent vouches for orders.
+    sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    #: A sweep that finished within this many seconds vouches for every order it could have seen.
+    sweep_fresh_seconds: float = Field(default=300.0, gt=0)
+    #: The API's public root Planet's per-order webhook calls (…/compute/ops/hooks/planet/...); empty: the
+    #: gateway asks Planet for no webhook and follows orders by the sweep and their own checks alone.
+    planet_webhook_base_url: str = ""
+
     # --- Planet's bundles spec, checked on create (services/bundles.py) ---
     #: How long a spec read from Planet is trusted before it is fetched again.
     bundles_spec_ttl_seconds: int = Field(default=3600, ge=1)

@@ -93,9 +93,11 @@ class OrderStore(Protocol):
         upstream_state: OrderState,
         last_message: str | None = None,
         error_hints: list[str] | None = None,
+        own_poll: bool = True,
     ) -> OrderRecord | None:
         """What Planet said of a followed order: submitted → delivering once Planet delivered it. Resets the
-        count of unreadable polls. None unless Planet has it and it is not finalized."""
+        count of unreadable polls; ``own_poll`` (a GET of the order, not a sweep's list) stamps
+        ``last_own_poll_at``. None unless Planet has it and it is not finalized."""
         ...
 
     def record_unusable_poll(self, order_id: str, count: int) -> OrderRecord | None:
@@ -114,6 +116,30 @@ class OrderStore(Protocol):
         error_hints: list[str] | None = None,
     ) -> OrderRecord | None:
         """The files landed so far (and those still coming). None unless the order is delivering."""
+        ...
+
+    # --- waiting for a change (services/wake.py) ----------------------------------------------------------
+
+    def watch(self, order_id: str, task_token: str) -> bool | None:
+        """Store the workflow's wait (``task_token``) on a followed order, consuming a pending wake.
+
+        True if a wake had come before (the caller ends the wait at once), False if not; None unless Planet
+        has the order and it is not finalized (nothing stored)."""
+        ...
+
+    def take_wake_token(self, order_id: str) -> str | None:
+        """Atomically remove and return the stored wait's token: of several wakers, one gets it."""
+        ...
+
+    def defer_wake(self, order_id: str) -> bool:
+        """No wait to end: flag the wake so the next wait ends at once. False unless the order is followed."""
+        ...
+
+    def followed_by_upstream_ids(
+        self, upstream_order_ids: Iterable[str]
+    ) -> dict[str, tuple[str, str | None]]:
+        """Of ``upstream_order_ids``, those of orders whose workflow follows them at Planet (submitted, not
+        yet delivering or finalized): upstream id -> (our order id, the upstream state last recorded)."""
         ...
 
     # --- the end -------------------------------------------------------------------------------------------

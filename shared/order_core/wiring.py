@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from order_core.adapters.orders_repo import OrdersRepository
     from order_core.adapters.planet_client import PlanetClient
     from order_core.adapters.storage import ResultsStore
+    from order_core.adapters.sweep_cursor import SweepCursorStore
     from order_core.adapters.webhooks import WebhookQueue, WebhookSecretsRepository
     from order_core.services.auth import ApiKeyService
     from order_core.services.bundles import BundlesSpecSource
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from order_core.services.poll import PollService
     from order_core.services.reconcile import ReconcileService
     from order_core.services.submit import SubmitService
+    from order_core.services.tracking import TrackingPolicy
+    from order_core.services.wake import FleetSweep, PlanetHooks, WakeService
 
 
 def planet_api_key(settings: Settings) -> str:
@@ -151,7 +154,25 @@ def submit_service() -> SubmitService:
         dead_letters=IntakeDeadLetters(settings.intake_dead_letter_queue_url),
         bundles=bundles_spec(),
         max_attempts=settings.submit_max_attempts,
+        planet_webhook=planet_webhook_of if settings.planet_webhook_base_url else None,
     )
+
+
+def planet_webhook_of(order_id: str) -> dict[str, object]:
+    """The ``notifications`` asking Planet to call our hook of ``order_id`` (services/wake.py)."""
+    return planet_hooks().webhook(get_settings().planet_webhook_base_url, order_id)
+
+
+@lru_cache(maxsize=1)
+def planet_hooks() -> PlanetHooks:
+    """Planet's per-order webhook: tokens keyed by the download-token secret under their own label."""
+    from order_core.adapters.secrets import get_secret
+    from order_core.log_masking import hide_in_logs
+    from order_core.services.wake import PlanetHooks
+
+    secret = get_secret(get_settings().download_token_secret_id)
+    hide_in_logs(secret)
+    return PlanetHooks(secret, wake_service())
 
 
 @lru_cache(maxsize=1)
@@ -168,7 +189,42 @@ def poll_service() -> PollService:
         policy,
         timedelta(seconds=settings.poll_deadline_seconds),
         max_unusable=settings.poll_max_unusable_responses,
+        tracking=tracking_policy(),
+        last_sweep=sweep_cursors(),
     )
+
+
+def tracking_policy() -> TrackingPolicy:
+    from order_core.services.tracking import TrackingPolicy
+
+    settings = get_settings()
+    return TrackingPolicy(
+        sweep_interval_seconds=settings.sweep_interval_seconds,
+        watch_seconds=settings.watch_seconds,
+        sweep_fresh_seconds=max(settings.sweep_fresh_seconds, settings.sweep_interval_seconds),
+    )
+
+
+@lru_cache(maxsize=1)
+def sweep_cursors() -> SweepCursorStore:
+    from order_core.adapters.sweep_cursor import SweepCursorStore
+
+    return SweepCursorStore(get_settings().fleet_table)
+
+
+@lru_cache(maxsize=1)
+def wake_service() -> WakeService:
+    from order_core.adapters.states import TaskTokens
+    from order_core.services.wake import WakeService
+
+    return WakeService(orders_repo(), TaskTokens())
+
+
+@lru_cache(maxsize=1)
+def fleet_sweep() -> FleetSweep:
+    from order_core.services.wake import FleetSweep
+
+    return FleetSweep(orders_repo(), planet_client(), sweep_cursors(), wake_service(), tracking_policy())
 
 
 @lru_cache(maxsize=1)
@@ -278,6 +334,10 @@ def reset() -> None:
         landing_service,
         finalize_service,
         reconcile_service,
+        sweep_cursors,
+        wake_service,
+        fleet_sweep,
+        planet_hooks,
         webhook_queue,
         webhook_secrets,
         notify_service,

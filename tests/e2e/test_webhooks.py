@@ -80,6 +80,11 @@ def test_order_with_webhook_and_email_calls_the_receiver_once_signed_emails_the_
     upstream = requests.get(f"{admin}/orders", timeout=10).json()
     (planet_order,) = [o for o in upstream["orders"] if f"[gw:{order_id}]" in o["name"]]
     assert planet_order["id"] not in call["body"].decode()
-    assert "notifications" not in planet_order["request"]
+    # Planet saw only the gateway's own webhook (issue 12 part 2), never the tenant's receiver or email.
+    sent = planet_order["request"].get("notifications", {})
+    assert set(sent) <= {"webhook"} and "/hooks/planet/" in sent.get("webhook", {}).get(
+        "url", "/hooks/planet/"
+    )
+    assert receiver.url not in json.dumps(planet_order)
     seen_by_planet = json.dumps(upstream) + json.dumps(requests.get(f"{admin}/requests", timeout=10).json())
     assert receiver.url not in seen_by_planet

@@ -83,20 +83,80 @@ def landed_keys(stack: AwsStack, order_id: str) -> set[str]:
     return {o["Key"].split(f"{order_id}/", 1)[1] for o in listed.get("Contents", [])}
 
 
-def test_workflow_success_polls_with_the_orders_backoff_and_lands_every_file(workflow: AwsStack) -> None:
+def upstream_gets(stack: AwsStack, order_id: str) -> list[dict[str, Any]]:
+    """The fake Planet's log of GET /orders/v2/{id} of this order (landing reads the order once more)."""
+    upstream_id = stack.record(order_id).upstream_order_id
+    logged = requests.get(f"{stack.planet.url}/_fake/requests", timeout=5).json()["requests"]
+    return [r for r in logged if r["op"] == "get" and r["path"].endswith(f"/orders/v2/{upstream_id}")]
+
+
+def test_workflow_success_waits_for_a_change_polls_once_and_lands_every_file(workflow: AwsStack) -> None:
     order_id = submit(workflow, planet_request())
 
     state, event = finished(workflow, order_id)
 
     assert state == "success"
-    assert workflow.waits, "the order was polled more than once"
-    policy = BackoffPolicy(first_wait_seconds=2, max_wait_seconds=8)
-    assert workflow.waits == policy.sequence(order_id, len(workflow.waits))
+    # No GET right after the create; the wait timed out (nobody woke it here), then one GET saw success
+    # (and landing read the order's links once).
+    assert workflow.waits == []
+    assert len(upstream_gets(workflow, order_id)) == 2
     keys = landed_keys(workflow, order_id)
     stac = {key for key in keys if key.startswith("stac/")}
     assert {"manifest.json", "delivery.json", "stac/catalog.json"} <= keys
     assert event["files"] == len(keys - stac) - 2
     assert event["delivery"]["key"].endswith(f"{order_id}/delivery.json")
+
+
+def test_workflow_transient_poll_faults_retry_after_the_orders_backoff(workflow: AwsStack) -> None:
+    workflow.planet_fault(op="get", kind="status", status=503, times=2)
+    order_id = submit(workflow, planet_request())
+
+    state, _event = finished(workflow, order_id)
+
+    assert state == "success"
+    policy = BackoffPolicy(first_wait_seconds=2, max_wait_seconds=8)
+    assert workflow.waits == policy.sequence(order_id, 2)
+    assert len(upstream_gets(workflow, order_id)) == 3 + 1
+
+
+def test_workflow_woken_order_polls_before_its_wait_times_out(
+    workflow: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WATCH_SECONDS", "600")
+    wiring.reset()
+    order_id = submit(workflow, planet_request())
+    deadline = time.monotonic() + 30
+    while workflow.record(order_id).wake_token is None:
+        assert time.monotonic() < deadline, "the workflow never stored its wait"
+        time.sleep(0.05)
+    time.sleep(1)  # the fake Planet's order ends after 0.4 s: a wake now finds it done
+
+    outcome = wiring.wake_service().wake(order_id, by="test")
+
+    assert outcome == "woken"
+    state, _event = finished(workflow, order_id)
+    assert state == "success"
+    assert len(upstream_gets(workflow, order_id)) == 1 + 1
+
+
+def test_workflow_wake_before_the_wait_ends_it_at_once(
+    workflow: AwsStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WATCH_SECONDS", "600")
+    wiring.reset()
+    real_watch = wiring.orders_repo().watch
+
+    def wake_first(order_id: str, task_token: str) -> bool | None:
+        # A webhook lands between the create and the wait: no token is stored yet, so it is kept pending.
+        assert wiring.wake_service().wake(order_id, by="test") == "deferred"
+        return real_watch(order_id, task_token)
+
+    monkeypatch.setattr(wiring.orders_repo(), "watch", wake_first)
+    order_id = submit(workflow, planet_request())
+
+    state, _event = finished(workflow, order_id)
+
+    assert state == "success"
 
 
 def test_workflow_partial_order_lands_only_delivered_items(workflow: AwsStack) -> None:

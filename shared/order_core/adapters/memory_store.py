@@ -179,12 +179,15 @@ class InMemoryOrderStore:
         upstream_state: OrderState,
         last_message: str | None = None,
         error_hints: list[str] | None = None,
+        own_poll: bool = True,
     ) -> OrderRecord | None:
         with self._lock:
             record = self.records.get(order_id)
             if record is None or record.phase not in AT_PLANET:
                 return None
-            changes = store_changes.polled(record.phase, upstream_state, last_message, error_hints)
+            changes = store_changes.polled(
+                record.phase, upstream_state, last_message, error_hints, own_poll=own_poll
+            )
             return self._write("record_poll", order_id, changes, phases=AT_PLANET)
 
     def record_unusable_poll(self, order_id: str, count: int) -> OrderRecord | None:
@@ -205,6 +208,37 @@ class InMemoryOrderStore:
             results, pending, landed_bytes, last_message, delivery_key, error_hints
         )
         return self._write("record_results", order_id, changes, phases={Phase.DELIVERING})
+
+    def watch(self, order_id: str, task_token: str) -> bool | None:
+        with self._lock:
+            record = self.records.get(order_id)
+            if record is None or record.phase not in store_changes.WATCHED:
+                return None
+            self._write("watch", order_id, store_changes.watching(task_token), phases=store_changes.WATCHED)
+            return record.wake_pending
+
+    def take_wake_token(self, order_id: str) -> str | None:
+        with self._lock:
+            record = self.records.get(order_id)
+            if record is None or record.wake_token is None:
+                return None
+            self._write("take_wake_token", order_id, {"wake_token": None})
+            return record.wake_token
+
+    def defer_wake(self, order_id: str) -> bool:
+        changes = store_changes.wake_deferred()
+        return self._write("defer_wake", order_id, changes, phases=store_changes.WATCHED) is not None
+
+    def followed_by_upstream_ids(
+        self, upstream_order_ids: Iterable[str]
+    ) -> dict[str, tuple[str, str | None]]:
+        wanted = set(upstream_order_ids)
+        with self._lock:
+            return {
+                r.upstream_order_id: (r.order_id, r.upstream_state)
+                for r in self.records.values()
+                if r.upstream_order_id in wanted and r.phase is Phase.SUBMITTED
+            }
 
     def claim_completion_event(self, order_id: str, at: datetime) -> OrderRecord | None:
         return self._write(

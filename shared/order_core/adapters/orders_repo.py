@@ -36,6 +36,7 @@ _DATETIME_FIELDS = (
     "submit_lease_until",
     "submitted_at",
     "event_published_at",
+    "last_own_poll_at",
 )
 
 
@@ -43,6 +44,10 @@ def _iso(value: datetime) -> str:
     """One fixed-width format, so that ``created_on`` sorts as text in the tenant index."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
+
+#: Sparse index by Planet's order id (only orders Planet has carry one): the fleet sweep maps its list to
+#: ours.
+UPSTREAM_INDEX = "upstream"
 
 #: Present only while an order is queued or running: the sparse ``active`` index counts them for stats.
 ACTIVE_STATE = "active_state"
@@ -328,11 +333,14 @@ class OrdersRepository:
         upstream_state: OrderState,
         last_message: str | None = None,
         error_hints: list[str] | None = None,
+        own_poll: bool = True,
     ) -> OrderRecord | None:
         # Where the poll moves the order depends on where it is: one guarded write per possible phase (the
         # second only for the rare poll of an order already delivering).
         for current in (Phase.SUBMITTED, Phase.DELIVERING):
-            moved = store_changes.polled(current, upstream_state, last_message, error_hints)
+            moved = store_changes.polled(
+                current, upstream_state, last_message, error_hints, own_poll=own_poll
+            )
             if (record := self.update(order_id, moved, only_in_phases=(current,))) is not None:
                 return record
         return None
@@ -355,6 +363,75 @@ class OrdersRepository:
             results, pending, landed_bytes, last_message, delivery_key, error_hints
         )
         return self.update(order_id, changes, only_in_phases=(Phase.DELIVERING,))
+
+    # --- waiting for a change (services/wake.py) ----------------------------------------------------------
+
+    def watch(self, order_id: str, task_token: str) -> bool | None:
+        from botocore.exceptions import ClientError
+
+        changes = store_changes.watching(task_token)
+        (watched,) = store_changes.WATCHED
+        try:
+            response = self._table.update_item(
+                Key={"order_id": order_id},
+                UpdateExpression="SET #token = :token, #pending = :pending",
+                ConditionExpression="attribute_exists(order_id) AND #phase = :watched",
+                ExpressionAttributeNames={
+                    "#token": "wake_token",
+                    "#pending": "wake_pending",
+                    "#phase": "phase",
+                },
+                ExpressionAttributeValues={
+                    ":token": changes["wake_token"],
+                    ":pending": changes["wake_pending"],
+                    ":watched": watched.value,
+                },
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+        return bool(response.get("Attributes", {}).get("wake_pending", False))
+
+    def take_wake_token(self, order_id: str) -> str | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self._table.update_item(
+                Key={"order_id": order_id},
+                UpdateExpression="REMOVE #token",
+                ConditionExpression="attribute_exists(#token)",
+                ExpressionAttributeNames={"#token": "wake_token"},
+                ReturnValues="UPDATED_OLD",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+        token = response.get("Attributes", {}).get("wake_token")
+        return str(token) if token else None
+
+    def defer_wake(self, order_id: str) -> bool:
+        changes = store_changes.wake_deferred()
+        return self.update(order_id, changes, only_in_phases=sorted(store_changes.WATCHED)) is not None
+
+    def followed_by_upstream_ids(
+        self, upstream_order_ids: Iterable[str]
+    ) -> dict[str, tuple[str, str | None]]:
+        """One Query of the sparse ``upstream`` index per id (a sweep lists only the orders that changed)."""
+        from boto3.dynamodb.conditions import Key
+
+        found: dict[str, tuple[str, str | None]] = {}
+        for upstream_id in dict.fromkeys(upstream_order_ids):
+            page = self._table.query(
+                IndexName=UPSTREAM_INDEX, KeyConditionExpression=Key("upstream_order_id").eq(upstream_id)
+            )
+            for item in page.get("Items", []):
+                if item.get("phase") == Phase.SUBMITTED.value:
+                    state = item.get("upstream_state")
+                    found[upstream_id] = (str(item["order_id"]), str(state) if state is not None else None)
+        return found
 
     def claim_completion_event(self, order_id: str, at: datetime) -> OrderRecord | None:
         return self.update(

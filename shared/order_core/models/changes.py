@@ -62,18 +62,47 @@ def upstream_cancelled(upstream_state: str) -> dict[str, Any]:
 
 
 def polled(
-    current: Phase, upstream_state: OrderState, last_message: str | None, error_hints: list[str] | None
+    current: Phase,
+    upstream_state: OrderState,
+    last_message: str | None,
+    error_hints: list[str] | None,
+    *,
+    own_poll: bool = True,
 ) -> dict[str, Any]:
-    """A poll's changes to an order in phase ``current``: where the poll moves it depends on where it is."""
+    """A poll's changes to an order in phase ``current``: where the poll moves it depends on where it is.
+
+    ``own_poll``: the order asked Planet itself (a GET), not a fleet sweep that saw it in a list.
+    """
     target = phase_after_poll(current, upstream_state)
+    now = utcnow()
     changes = {
         "phase": target,
         "state": planet_state(target, upstream_state.value),
         "upstream_state": upstream_state.value,
         "unusable_polls": 0,
-        "last_modified": utcnow(),
+        "last_modified": now,
     }
-    return _with(changes, last_message=last_message, error_hints=list(error_hints) if error_hints else None)
+    return _with(
+        changes,
+        last_message=last_message,
+        error_hints=list(error_hints) if error_hints else None,
+        last_own_poll_at=now if own_poll else None,
+    )
+
+
+#: The phase in which an order's workflow waits for a change (and may be woken): Planet has it and has not
+#: delivered it. Once delivering, no wait follows, so a late or duplicate wake changes nothing.
+WATCHED = frozenset({Phase.SUBMITTED})
+
+
+def watching(task_token: str) -> dict[str, Any]:
+    """The workflow waits for a change with ``task_token``; a wake that came before is consumed."""
+    return {"wake_token": task_token, "wake_pending": False}
+
+
+def wake_deferred() -> dict[str, Any]:
+    """A wake found no wait to end: the next wait ends at once."""
+    return {"wake_pending": True}
 
 
 def results_recorded(

@@ -65,6 +65,12 @@ class OrderRecord(BaseModel):
     submitted_at: datetime | None = None
     #: Consecutive polls whose 2xx answer could not be read; reset by a readable one (services/poll.py).
     unusable_polls: int = 0
+    #: The task token of the workflow's current wait for a change (services/wake.py); taken by one waker.
+    wake_token: str | None = Field(default=None, repr=False)
+    #: A wake arrived while no wait was stored: the next wait ends at once.
+    wake_pending: bool = False
+    #: When the order last asked Planet about itself (a GET; a sweep's record does not count).
+    last_own_poll_at: datetime | None = None
 
     results: list[LandedFile] = Field(default_factory=list)
     #: Paths (as in ``results``) of delivered files still landing: the order's GET lists them as pending.
@@ -112,9 +118,18 @@ class WorkflowInput(BaseModel):
             "upstream_state": None,
             "wait_seconds": 0,
             "deadline_passed": False,
+            "retry": False,
+            "watch_seconds": _watch_seconds(),
         }
     )
     error: dict[str, Any] | None = None
+
+
+def _watch_seconds() -> int:
+    """How long the workflow's first wait for a change lasts (settings ``watch_seconds``)."""
+    from order_core.config import get_settings
+
+    return get_settings().watch_seconds
 
 
 class PollResult(BaseModel):
@@ -124,6 +139,10 @@ class PollResult(BaseModel):
     upstream_state: str | None
     wait_seconds: int
     deadline_passed: bool = False
+    #: The GET met a transient fault (429, 5xx, deferred by the pacer): poll again after ``wait_seconds``.
+    retry: bool = False
+    #: How long the next wait for a change lasts before the order checks on its own.
+    watch_seconds: int = 3600
 
 
 class LandingProgress(BaseModel):
@@ -218,11 +237,23 @@ class CompletionEventAttributes(BaseModel):
 
 
 class PollRequest(BaseModel):
-    """The PollFunction's event, as the state machine builds it."""
+    """The PollFunction's event, as the state machine builds it.
 
+    ``poll``: one GET of the upstream order (``wake`` is what ended the wait before it: a waker's output,
+    or the wait's timeout error). ``watch``: store ``task_token``, the workflow's wait for a change.
+    """
+
+    action: Literal["poll", "watch"] = "poll"
     order_id: str
     tenant: str
     attempt: int = 0
+    task_token: str | None = Field(default=None, repr=False)
+    wake: dict[str, Any] | None = None
+
+    @property
+    def woken(self) -> bool:
+        """The wait was ended by a waker (a webhook, the sweep), not by its timeout."""
+        return bool(self.wake and self.wake.get("woken") is True)
 
 
 class FinalizeRequest(BaseModel):

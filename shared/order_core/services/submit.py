@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -108,13 +109,18 @@ def upstream_marker(order_id: str) -> str:
     return f"[gw:{order_id}]"
 
 
-def upstream_request(record: OrderRecord) -> dict[str, object]:
+def upstream_request(
+    record: OrderRecord, notifications: dict[str, object] | None = None
+) -> dict[str, object]:
     """The request sent to Planet: the client's own, with a marker in the name for reconciliation.
 
     ``notifications`` never reaches Planet: Planet would call the tenant's webhook with its own order id and
     download tokens and email the operator's account. The gateway delivers them itself (services/notify.py).
+    Its own ``notifications`` (Planet's per-order webhook on the gateway, services/wake.py) go instead.
     """
     request = {key: value for key, value in record.request.items() if key != "notifications"}
+    if notifications:
+        request["notifications"] = notifications
     return {**request, "name": f"{record.name} {upstream_marker(record.order_id)}"}
 
 
@@ -130,7 +136,9 @@ class SubmitService:
         max_attempts: int = 6,
         retry_policy: BackoffPolicy | None = None,
         submit_lease: timedelta = SUBMIT_LEASE,
+        planet_webhook: Callable[[str], dict[str, object]] | None = None,
     ) -> None:
+        self._planet_webhook = planet_webhook
         self._lease = submit_lease
         self._repo = repo
         self._planet = planet
@@ -316,7 +324,8 @@ class SubmitService:
 
     def _post(self, record: OrderRecord) -> PlanetOrder | None:
         try:
-            return self._planet.create_order(upstream_request(record))
+            notifications = self._planet_webhook(record.order_id) if self._planet_webhook else None
+            return self._planet.create_order(upstream_request(record, notifications))
         except UpstreamClientError as exc:
             self._reject(record, [f"Planet refused the order: {exc}"])
         except UpstreamRateLimited as exc:
