@@ -949,7 +949,7 @@ What the numbers say (seed 12; the figures quoted here are from the run above un
   detection in seconds with webhooks. List calls are the sweeper's: one a minute for the whole deployment
   (plus pages), so they weigh on small fleets (11.6 per order at 100, over two simulated days) and vanish
   at 10,000 (0.53). A waiting order enters 3 states per hour (its watch timing out) instead of about 70.
-- **Every webhook lost, 10,000 orders: p95 3.2 min.** A sweep wakes up to a page (20) of finished orders
+- **Every webhook lost, 10,000 orders: p95 about 3 min.** A sweep wakes up to a page (20) of finished orders
   at once; their GETs exceed the pace (2.4/s, 2 s at most in line), and a deferred poll waits
   PollService's backoff, floored at the deferral (up to 300 s once an order has polled a few times),
   as after a 429. Retrying after the pacer's own `wait_seconds` instead gave p95 64 s but 5 more
