@@ -28,7 +28,7 @@ from planet_fake.config import FakePlanetConfig
 from planet_fake.server import FakePlanetServer, start_in_thread
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from . import dynamodb_index
+from . import dynamodb_atomic, dynamodb_index
 from .api_docs import ApiDocs
 from .api_front import ApiFront
 from .esm import SqsPoller
@@ -354,6 +354,7 @@ class LocalStack:
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
         self.lambdas.install()  # before any invocation can happen
         dynamodb_index.install()  # Query costs what it returns, not the table (moto scans it all)
+        dynamodb_atomic.serialise_requests()  # a conditional write is atomic, as in DynamoDB
         self._moto = MotoServer(HOST, self._ports["aws"], self._gate if self.persist else None)
         self._moto.start()
         # SFN's Lambda and SDK tasks call back to http://localhost:$MOTO_PORT (read at each call, so setting

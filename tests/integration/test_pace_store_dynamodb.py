@@ -2,7 +2,8 @@
 
 moto evaluates a conditional write in Python without a lock, so two threads can interleave inside one
 UpdateItem, which DynamoDB never allows (a single item's writes are serialised). ``serialised_dynamodb``
-gives moto that guarantee back, so threaded tests test our expressions, not moto's missing atomicity.
+gives moto that guarantee back as the local stack does (gateway_local.dynamodb_atomic), so threaded tests
+test our expressions, not moto's missing atomicity.
 """
 
 from __future__ import annotations
@@ -25,18 +26,11 @@ INTERVAL = 1 / 2.4
 
 
 @pytest.fixture
-def serialised_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each DynamoDB request handled whole before the next, as DynamoDB does for one item."""
-    from moto.dynamodb.responses import DynamoHandler
+def serialised_dynamodb() -> None:
+    """Each DynamoDB request handled whole before the next, as DynamoDB does (and the local stack)."""
+    from gateway_local.dynamodb_atomic import serialise_requests
 
-    lock = threading.Lock()
-    call_action = DynamoHandler.call_action
-
-    def serialised(self: DynamoHandler) -> Any:
-        with lock:
-            return call_action(self)
-
-    monkeypatch.setattr(DynamoHandler, "call_action", serialised)
+    serialise_requests()
 
 
 @pytest.fixture
