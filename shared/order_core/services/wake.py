@@ -102,7 +102,8 @@ class SweepReport:
     completed: bool = False
 
 
-#: Planet's list page size for sweeps (Planet's maximum): fewer list requests per sweep.
+#: The list page size a sweep asks for: fewer list requests per sweep. Planet's own maximum is not
+#: documented; a smaller page from Planet only means more pages (the sweep follows ``_links.next``).
 SWEEP_PAGE_SIZE = 500
 #: Upstream ids looked up in the order store at a time.
 _LOOKUP_BATCH = 100
