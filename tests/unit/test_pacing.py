@@ -137,3 +137,51 @@ def test_pacer_faster_endpoint_gets_shorter_interval(store: InMemoryPaceStore, c
     assert paced.interval("download") == pytest.approx(1 / 4)
     with pytest.raises(ValueError, match="no Planet limit"):
         paced.reserve("orders", max_wait_seconds=1)
+
+
+class SlowStore(InMemoryPaceStore):
+    """A store whose answers take ``latency`` seconds of the shared clock (DynamoDB under load)."""
+
+    def __init__(self, clock: Clock, latency: list[float]) -> None:
+        super().__init__()
+        self._clock = clock
+        self._latency = latency
+
+    def reserve(self, key: str, now: float, interval: float, horizon: float) -> float | None:
+        slot = super().reserve(key, now, interval, horizon)
+        self._clock.now += self._latency.pop(0) if self._latency else 0.0
+        return slot
+
+
+def test_pacer_wait_counts_from_the_stores_answer_so_a_slow_store_does_not_delay_the_send(
+    clock: Clock,
+) -> None:
+    paced = Pacer(SlowStore(clock, latency=[0.0, 0.3]), scope="key-a", clock=clock)
+    first = paced.reserve("get", max_wait_seconds=5)
+    asked = clock.now
+
+    second = paced.reserve("get", max_wait_seconds=5)  # its slot is 0.42 s after the first; the answer 0.3 s
+
+    assert first.taken and second.taken
+    assert clock.now + second.wait_seconds == pytest.approx(asked + paced.interval("get"))
+
+
+def test_pacer_slot_passed_before_the_answer_is_given_up_and_a_new_one_taken(clock: Clock) -> None:
+    store = SlowStore(clock, latency=[0.5, 0.0])
+    paced = Pacer(store, scope="key-a", clock=clock)
+
+    reservation = paced.reserve("create", max_wait_seconds=5)  # idle: slot "now", answered 0.5 s later
+
+    # Sent at once it would be 0.5 s behind its slot, in the second of the slots booked after it. The slot
+    # is left unused and a new one taken, this time answered in time: sent on its slot, booked from there.
+    assert reservation.taken and reservation.wait_seconds == 0
+    assert clock.now == pytest.approx(1_000.5)
+    assert store.next_free("pace#key-a#create") == pytest.approx(1_000.5 + paced.interval("create"))
+
+
+def test_pacer_store_always_too_slow_defers_instead_of_sending_late(clock: Clock) -> None:
+    paced = Pacer(SlowStore(clock, latency=[2.0, 2.0, 2.0]), scope="key-a", clock=clock)
+
+    reservation = paced.reserve("create", max_wait_seconds=5)
+
+    assert not reservation.taken and reservation.wait_seconds > 0

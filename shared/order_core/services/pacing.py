@@ -7,6 +7,10 @@ next free slot of its endpoint in a shared store (DynamoDB in AWS), one slot eve
 seconds. A caller whose slot is near waits for it; one whose slot is further than it may wait takes nothing
 and defers, exactly as if Planet had answered 429 (``services`` already know how to wait that out).
 
+A slot is kept only if the store answered in time to use it: the wait is measured from the answer, and a
+caller whose slot had already passed by more than half the margin ``share`` leaves takes another (a slow
+store must not turn evenly spaced slots into a burst at Planet).
+
 A 429 from Planet holds the endpoint for the whole fleet: the next free slot moves past its Retry-After (at
 least ``min_hold_seconds``), so every caller queues behind it instead of each order meeting its own 429.
 
@@ -31,6 +35,9 @@ __all__ = [
     "Pacer",
     "Reservation",
 ]
+
+#: How many times a caller whose slot had passed before the store answered takes a new one before deferring.
+MAX_LATE_RETAKES = 2
 
 #: Requests per second per API key, by endpoint (Planet's "Rate Limits" table).
 PLANET_LIMITS: Mapping[str, float] = {
@@ -126,6 +133,9 @@ class Pacer:
         self._share = share
         self._min_hold = min_hold_seconds
         self._clock = clock
+        # Slots 1 / (limit · share) apart put Planet's limit + 1 requests (1 / share - 1) s beyond one second
+        # (0.25 s at 0.8): a request may be sent at most half of that after its slot (and 50 ms at share 1).
+        self._max_late = max((1 / share - 1) / 2, 0.05)
 
     def interval(self, endpoint: str) -> float:
         """Seconds between two slots of ``endpoint`` for the whole deployment."""
@@ -141,12 +151,21 @@ class Pacer:
         Taken: the caller waits ``wait_seconds`` and sends. Not taken: the caller defers at least
         ``wait_seconds`` (the time until the endpoint's next free slot) and asks again.
         """
-        now = self._clock()
         key = self._key(endpoint)
-        slot = self._store.reserve(key, now, self.interval(endpoint), max(0.0, max_wait_seconds))
-        if slot is None:
-            return Reservation(endpoint, taken=False, wait_seconds=max(0.0, self._store.next_free(key) - now))
-        return Reservation(endpoint, taken=True, wait_seconds=max(0.0, slot - now))
+        interval = self.interval(endpoint)
+        for _ in range(1 + MAX_LATE_RETAKES):
+            slot = self._store.reserve(key, self._clock(), interval, max(0.0, max_wait_seconds))
+            # Measured from the store's answer, not from the question: a slow store (DynamoDB throttled, a
+            # busy local stack) must not push the send past the slot by its own latency.
+            answered = self._clock()
+            if slot is None:
+                wait = max(0.0, self._store.next_free(key) - answered)
+                return Reservation(endpoint, taken=False, wait_seconds=wait)
+            if answered - slot <= self._max_late:
+                return Reservation(endpoint, taken=True, wait_seconds=max(0.0, slot - answered))
+            # The answer came after the slot had passed: sent now, the request could land in the same
+            # second as the slots after it. The missed slot stays unused (that never harms Planet's limit).
+        return Reservation(endpoint, taken=False, wait_seconds=interval)
 
     def rate_limited(self, endpoint: str, retry_after: float | None = None) -> float:
         """Planet answered 429 on ``endpoint``: hold it for the whole fleet. Returns the hold in seconds."""
