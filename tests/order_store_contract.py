@@ -220,6 +220,29 @@ def test_store_record_poll_follows_planet_state_into_delivering(store: OrderStor
     assert success is not None and success.phase is Phase.DELIVERING and success.state is OrderState.running
 
 
+def test_store_record_poll_never_takes_an_order_back_to_an_earlier_planet_state(store: OrderStore) -> None:
+    # A sweep's list page read while the order ran, written after the order's own GET saw it delivered: the
+    # landing reads the recorded state, so the stale report must not land.
+    delivered = delivering(store)
+
+    stale = store.record_poll(delivered.order_id, upstream_state=OrderState.running, own_poll=False)
+
+    current = store.get(delivered.order_id)
+    assert stale is None
+    assert current is not None and current.upstream_state == "success" and current.phase is Phase.DELIVERING
+
+
+def test_store_record_poll_of_a_running_order_refuses_queued_but_takes_a_final_state(
+    store: OrderStore,
+) -> None:
+    record = submitted(store, upstream_state="running")
+
+    assert store.record_poll(record.order_id, upstream_state=OrderState.queued) is None
+    failed = store.record_poll(record.order_id, upstream_state=OrderState.failed)
+
+    assert failed is not None and failed.upstream_state == "failed"
+
+
 def test_store_record_poll_resets_the_unusable_count(store: OrderStore) -> None:
     record = submitted(store)
     counted = store.record_unusable_poll(record.order_id, 3)
@@ -359,6 +382,26 @@ def test_store_watch_or_defer_of_order_not_waiting_at_planet_is_refused(store: O
         assert not store.defer_wake(record.order_id)
         assert store.take_wake_token(record.order_id) is None
     assert store.watch("missing", "token") is None
+
+
+def test_store_wake_while_submitting_is_kept_for_the_first_wait(store: OrderStore) -> None:
+    # Planet's webhook for an order an ambiguous POST created, before the submitter found it.
+    record = accepted(store)
+    assert store.claim_submission(record.order_id, lease=LEASE) is not None
+
+    assert store.defer_wake(record.order_id)
+    store.record_upstream_order(
+        record.order_id, upstream_order_id="up-1", upstream_state="queued", last_message="Submitted"
+    )
+
+    assert store.watch(record.order_id, "token-1") is True
+
+
+def test_store_watch_of_an_order_planet_already_finished_ends_at_once(store: OrderStore) -> None:
+    # Found by reconciliation after Planet finished it: no later change would ever wake the wait.
+    record = submitted(store, upstream_state="success")
+
+    assert store.watch(record.order_id, "token-1") is True
 
 
 def test_store_followed_by_upstream_ids_maps_only_orders_being_followed(store: OrderStore) -> None:

@@ -97,7 +97,8 @@ class OrderStore(Protocol):
     ) -> OrderRecord | None:
         """What Planet said of a followed order: submitted → delivering once Planet delivered it. Resets the
         count of unreadable polls; ``own_poll`` (a GET of the order, not a sweep's list) stamps
-        ``last_own_poll_at``. None unless Planet has it and it is not finalized."""
+        ``last_own_poll_at``. None unless Planet has it and it is not finalized, and None when the report is
+        older than the recorded state (``lifecycle.may_replace``: a stale sweep never takes an order back)."""
         ...
 
     def record_unusable_poll(self, order_id: str, count: int) -> OrderRecord | None:
@@ -123,8 +124,8 @@ class OrderStore(Protocol):
     def watch(self, order_id: str, task_token: str) -> bool | None:
         """Store the workflow's wait (``task_token``) on a followed order, consuming a pending wake.
 
-        True if a wake had come before (the caller ends the wait at once), False if not; None unless Planet
-        has the order and it is not finalized (nothing stored)."""
+        True if a wake had come before or Planet's recorded state is already final (the caller ends the wait
+        at once), False if not; None unless Planet has the order and it is not finalized (nothing stored)."""
         ...
 
     def take_wake_token(self, order_id: str) -> str | None:
@@ -132,7 +133,8 @@ class OrderStore(Protocol):
         ...
 
     def defer_wake(self, order_id: str) -> bool:
-        """No wait to end: flag the wake so the next wait ends at once. False unless the order is followed."""
+        """No wait to end: flag the wake so the next wait ends at once. False unless the order is followed or
+        being submitted (Planet's webhook can come before the submitter has recorded Planet's order)."""
         ...
 
     def followed_by_upstream_ids(

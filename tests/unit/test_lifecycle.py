@@ -13,8 +13,10 @@ from order_core.models.lifecycle import (
     TRANSITIONS,
     Phase,
     guard,
+    may_replace,
     phase_after_poll,
     planet_state,
+    replaceable_by,
 )
 from order_core.models.planet import OrderState
 
@@ -104,3 +106,24 @@ def test_workflow_lands_exactly_the_states_the_lifecycle_delivers() -> None:
 
     delivered = {s.value for s in OrderState if phase_after_poll(Phase.SUBMITTED, s) is Phase.DELIVERING}
     assert landed == delivered
+
+
+@pytest.mark.parametrize(
+    ("recorded", "reported", "allowed"),
+    [
+        (None, OrderState.running, True),
+        ("queued", OrderState.queued, True),
+        ("queued", OrderState.cancelled, True),
+        ("running", OrderState.queued, False),
+        ("running", OrderState.success, True),
+        ("success", OrderState.running, False),
+        ("success", OrderState.success, True),
+        ("success", OrderState.failed, False),
+        ("cancelled", OrderState.queued, False),
+    ],
+)
+def test_planet_state_reports_only_move_an_order_forward(
+    recorded: str | None, reported: OrderState, allowed: bool
+) -> None:
+    assert may_replace(recorded, reported) is allowed
+    assert (recorded in replaceable_by(reported)) is allowed or recorded is None

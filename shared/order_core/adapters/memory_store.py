@@ -19,6 +19,7 @@ from order_core.models.lifecycle import (
     BEFORE_PLANET,
     Phase,
     can_move,
+    may_replace,
 )
 from order_core.models.order import LandedFile, OrderRecord, utcnow
 from order_core.models.planet import OrderState
@@ -188,7 +189,13 @@ class InMemoryOrderStore:
             changes = store_changes.polled(
                 record.phase, upstream_state, last_message, error_hints, own_poll=own_poll
             )
-            return self._write("record_poll", order_id, changes, phases=AT_PLANET)
+            return self._write(
+                "record_poll",
+                order_id,
+                changes,
+                phases=AT_PLANET,
+                when=lambda current: may_replace(current.upstream_state, upstream_state),
+            )
 
     def record_unusable_poll(self, order_id: str, count: int) -> OrderRecord | None:
         return self._write("record_unusable_poll", order_id, {"unusable_polls": count}, phases=AT_PLANET)
@@ -215,7 +222,7 @@ class InMemoryOrderStore:
             if record is None or record.phase not in store_changes.WATCHED:
                 return None
             self._write("watch", order_id, store_changes.watching(task_token), phases=store_changes.WATCHED)
-            return record.wake_pending
+            return record.wake_pending or record.upstream_state in store_changes.NOTHING_TO_WAIT_FOR
 
     def take_wake_token(self, order_id: str) -> str | None:
         with self._lock:
@@ -227,7 +234,7 @@ class InMemoryOrderStore:
 
     def defer_wake(self, order_id: str) -> bool:
         changes = store_changes.wake_deferred()
-        return self._write("defer_wake", order_id, changes, phases=store_changes.WATCHED) is not None
+        return self._write("defer_wake", order_id, changes, phases=store_changes.WAKE_KEPT) is not None
 
     def followed_by_upstream_ids(
         self, upstream_order_ids: Iterable[str]

@@ -18,6 +18,7 @@ from order_core.models.lifecycle import (
     BEFORE_PLANET,
     Phase,
     guard,
+    replaceable_by,
 )
 from order_core.models.order import LandedFile, OrderRecord, utcnow
 from order_core.models.planet import OrderState
@@ -337,11 +338,25 @@ class OrdersRepository:
     ) -> OrderRecord | None:
         # Where the poll moves the order depends on where it is: one guarded write per possible phase (the
         # second only for the rare poll of an order already delivering).
+        # Never backwards (lifecycle.may_replace): the recorded upstream state is absent or one this report
+        # may replace.
+        replaceable = replaceable_by(upstream_state)
+        placeholders = [f":was{k}" for k in range(len(replaceable))]
+        not_backwards = (
+            f"(attribute_not_exists(upstream_state) OR upstream_state IN ({', '.join(placeholders)}))"
+        )
         for current in (Phase.SUBMITTED, Phase.DELIVERING):
             moved = store_changes.polled(
                 current, upstream_state, last_message, error_hints, own_poll=own_poll
             )
-            if (record := self.update(order_id, moved, only_in_phases=(current,))) is not None:
+            record = self.update(
+                order_id,
+                moved,
+                only_in_phases=(current,),
+                condition=not_backwards,
+                extra_values=dict(zip(placeholders, replaceable, strict=True)),
+            )
+            if record is not None:
                 return record
         return None
 
@@ -392,7 +407,11 @@ class OrdersRepository:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return None
             raise
-        return bool(response.get("Attributes", {}).get("wake_pending", False))
+        before = response.get("Attributes", {})
+        return (
+            bool(before.get("wake_pending", False))
+            or before.get("upstream_state") in store_changes.NOTHING_TO_WAIT_FOR
+        )
 
     def take_wake_token(self, order_id: str) -> str | None:
         from botocore.exceptions import ClientError
@@ -414,7 +433,7 @@ class OrdersRepository:
 
     def defer_wake(self, order_id: str) -> bool:
         changes = store_changes.wake_deferred()
-        return self.update(order_id, changes, only_in_phases=sorted(store_changes.WATCHED)) is not None
+        return self.update(order_id, changes, only_in_phases=sorted(store_changes.WAKE_KEPT)) is not None
 
     def followed_by_upstream_ids(
         self, upstream_order_ids: Iterable[str]

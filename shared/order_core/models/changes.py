@@ -93,6 +93,12 @@ def polled(
 #: The phase in which an order's workflow waits for a change (and may be woken): Planet has it and has not
 #: delivered it. Once delivering, no wait follows, so a late or duplicate wake changes nothing.
 WATCHED = frozenset({Phase.SUBMITTED})
+#: The phases in which a wake with no wait to end is kept for the next wait: also while the order is being
+#: submitted, since Planet's webhook for an order created by an ambiguous POST can come before the
+#: submitter has found it (by then Planet may have finished it, and no later change would wake it).
+WAKE_KEPT = frozenset({Phase.SUBMITTING, Phase.SUBMITTED})
+#: Planet's recorded states that leave nothing to wait for: a wait on them ends at once.
+NOTHING_TO_WAIT_FOR = frozenset(state.value for state in OrderState if state.is_final)
 
 
 def watching(task_token: str) -> dict[str, Any]:

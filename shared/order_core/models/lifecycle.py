@@ -47,6 +47,29 @@ ACTIVE_STATES = frozenset({OrderState.queued, OrderState.running})
 _STARTED_UPSTREAM = frozenset({OrderState.running, OrderState.success, OrderState.partial, OrderState.failed})
 
 
+def may_replace(recorded: str | None, reported: OrderState) -> bool:
+    """True when a report of Planet's state (a poll's GET, a sweep's list) may replace the recorded one.
+
+    Planet's states only move forward: queued, running, then one final state (a queued order may also end at
+    once). A report read before the recorded one (a sweep's page listed while the order ran, written after a
+    GET saw it delivered) must not take the order back: the landing reads the recorded state.
+    """
+    if recorded is None or recorded not in _KNOWN_UPSTREAM:
+        return True
+    before = OrderState(recorded)
+    if before.is_final:
+        return reported is before
+    return reported is before or reported.is_final or (before is OrderState.queued)
+
+
+def replaceable_by(reported: OrderState) -> tuple[str, ...]:
+    """The recorded states a report of ``reported`` may replace (stores turn it into a guard)."""
+    return tuple(sorted(state.value for state in OrderState if may_replace(state.value, reported)))
+
+
+_KNOWN_UPSTREAM = frozenset(state.value for state in OrderState)
+
+
 def can_move(current: Phase, target: Phase) -> bool:
     return target in TRANSITIONS[current]
 
