@@ -99,6 +99,7 @@ def order_service() -> OrderService:
         IntakeQueue(settings.intake_queue_url),
         OrderWorkflow(settings.workflow_arn),
         planet_client,
+        wake=lambda order_id: wake_service().wake(order_id, by="cancel"),
     )
 
 

@@ -382,3 +382,28 @@ def test_poll_answer_arriving_after_finalize_does_not_reopen_the_order() -> None
     poller.poll(rig.id, 0)
 
     assert rig.record().phase is Phase.FINALIZED and rig.record().state is OrderState.cancelled
+
+
+def test_cancel_accepted_by_planet_wakes_the_orders_workflow_once() -> None:
+    rig = Rig()
+    woken: list[str] = []
+    rig.api = OrderService(rig.store, Queue(), rig.workflow, lambda: rig.planet, wake=woken.append)  # type: ignore[arg-type]
+    rig.submitter.process(rig.delivery())
+
+    rig.api.cancel(rig.id, TENANT)
+
+    assert woken == [rig.id]
+
+
+def test_cancel_stands_when_waking_the_workflow_fails() -> None:
+    rig = Rig()
+
+    def unreachable(_order_id: str) -> None:
+        raise RuntimeError("Step Functions did not answer")
+
+    rig.api = OrderService(rig.store, Queue(), rig.workflow, lambda: rig.planet, wake=unreachable)  # type: ignore[arg-type]
+    rig.submitter.process(rig.delivery())
+
+    shown = rig.api.cancel(rig.id, TENANT)
+
+    assert shown.state is OrderState.cancelled and rig.record().upstream_state == "cancelled"

@@ -62,11 +62,15 @@ class OrderService:
         queue: IntakeQueue,
         workflow: OrderWorkflow | None = None,
         planet: Callable[[], PlanetClient] | None = None,
+        wake: Callable[[str], object] | None = None,
     ) -> None:
+        """``wake`` ends the wait of an order's workflow (services/wake.py), so a cancel Planet accepted is
+        finalized at once instead of when the next sweep or Planet's webhook notices it."""
         self._repo = repo
         self._queue = queue
         self._workflow = workflow
         self._planet = planet
+        self._wake = wake
 
     def create(self, request: OrderRequest, tenant: str) -> OrderRecord:
         """Record the order and put it on the intake queue; Planet is called later by the submitter."""
@@ -149,6 +153,11 @@ class OrderService:
             raise PlanetBusy("Planet did not answer the cancellation; retry") from None
         updated = self._repo.record_upstream_cancel(order_id, upstream.state.value)
         logger.info("order cancelled at Planet")
+        if self._wake is not None:
+            try:
+                self._wake(order_id)
+            except Exception as exc:  # the cancel stands; the sweep or Planet's webhook ends the wait
+                logger.warning("the cancelled order's workflow was not woken", extra={"error": str(exc)})
         return _as_cancelled(updated or record)
 
     def cancel_many(self, tenant: str, order_ids: list[str] | None) -> dict[str, Any]:
