@@ -24,6 +24,8 @@ from gateway_local.readiness import RunningStack
 from order_core.services.submit import external_order_id
 
 TERMINAL = ("success", "partial", "failed", "cancelled")
+#: How long the chaos client keeps cancelling; the stack keeps an order queued at Planet 20 s (conftest.py).
+CANCEL_PATIENCE_SECONDS = 30.0
 SCENES = {"item_type": "PSScene", "product_bundle": "analytic_udm2"}
 STORAGE_SIGNATURE = re.compile(r"[?&]signature=[0-9a-f]{16,}")
 JWT_IN_URL = re.compile(r"token=eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.")
@@ -317,8 +319,12 @@ class Chaos:
         outcome.faults_fired = self.fired_count(scenario, {name, f"[gw:{order_id}]", *outcome.upstream_ids})
 
     def _cancel_like_a_client(self, order_id: str, outcome: Outcome) -> None:
-        """PUT until it works, honouring Retry-After, at most 8 times (a patient script would)."""
-        for _ in range(8):
+        """PUT until it works or Planet has started the order (409), honouring Retry-After, for at most
+        ``CANCEL_PATIENCE_SECONDS`` (a patient script would). Patience is counted in time, not attempts: a
+        429 that another order met holds the whole deployment's cancels (services/pacing.py), and the
+        deferrals it causes are answers too."""
+        give_up = time.monotonic() + CANCEL_PATIENCE_SECONDS
+        while time.monotonic() < give_up:
             response = self.call("PUT", f"/orders/v2/{order_id}")
             outcome.responses.append(str(response.status_code))
             if response.status_code in (200, 409):
@@ -596,7 +602,11 @@ def _judge_landed(
     """Every file of the manifest is in the bucket and, fetched through the order's own links as a client
     would, has the manifest's size and md5."""
     if folder + "manifest.json" not in landed:
-        outcome.violate("success without manifest.json landed")
+        outcome.violate(
+            f"success without manifest.json landed (last_message {order.get('last_message')!r}, "
+            f"{len(order.get('_links', {}).get('results') or [])} result link(s), "
+            f"{len(landed)} object(s) in the folder)"
+        )
         return
     manifest = json.loads(chaos.read_object(folder + "manifest.json"))
     links = {

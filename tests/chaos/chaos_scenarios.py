@@ -238,5 +238,12 @@ def all_scenarios() -> list[Scenario]:
 
 
 def selected() -> list[Scenario]:
+    """The full matrix, the subset, or ``CHAOS_ONLY`` (comma-separated names: rerun what failed)."""
     everything = all_scenarios()
+    only = [name for name in os.environ.get("CHAOS_ONLY", "").split(",") if name]
+    if only:
+        unknown = set(only) - {s.name for s in everything}
+        if unknown:
+            raise ValueError(f"CHAOS_ONLY names no scenario: {sorted(unknown)}")
+        return [s for s in everything if s.name in only]
     return everything if FULL else [s for s in everything if s.name in SUBSET]

@@ -1,7 +1,8 @@
 """One local stack for the chaos suite, every scenario run concurrently on it, the table printed at the end.
 
 The stack keeps Planet's timeline short but leaves an order queued at Planet long enough to cancel it
-(6 s), submits at most 3 times, polls for at most 90 s and turns the fake's own rate limits off: the
+(20 s: enough for a patient client under load, when other scenarios' 429s hold every cancel of the
+deployment), submits at most 3 times, polls for at most 90 s and turns the fake's own rate limits off: the
 faults are the ones the scenarios inject, nothing else.
 """
 
@@ -27,7 +28,7 @@ from stack_process import running_stack
 PLANET_KEY = f"PLAK-chaos-{secrets.token_hex(8)}"
 API_KEY = f"pgw_chaos_{secrets.token_urlsafe(18)}"
 CHAOS_ENV = {
-    "FAKE_PLANET_QUEUED_SECONDS": "6",
+    "FAKE_PLANET_QUEUED_SECONDS": "20",
     "FAKE_PLANET_RUNNING_SECONDS": "1",
     "FAKE_PLANET_FILE_SIZE": "16384",
     "FAKE_PLANET_RATE_LIMITS": "false",

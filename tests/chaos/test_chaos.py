@@ -12,7 +12,9 @@ from chaos_scenarios import Scenario, selected
 def test_chaos_scenario_keeps_every_invariant(chaos_run: dict[str, Any], scenario: Scenario) -> None:
     outcome = chaos_run["outcomes"][scenario.name]
 
-    assert not outcome.violations, f"{scenario.name} -> {outcome.state} {outcome.hints[:2]}"
+    assert not outcome.violations, (
+        f"{scenario.name} -> {outcome.state} {outcome.hints[:2]}; our API answered {outcome.responses[-8:]}"
+    )
 
 
 def test_chaos_run_writes_only_under_each_orders_folder(chaos_run: dict[str, Any]) -> None:
