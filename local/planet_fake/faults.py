@@ -12,9 +12,10 @@ import io
 import itertools
 import json
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
@@ -138,6 +139,8 @@ class RequestRecord:
     path: str
     status: int | None = None
     fault: str | None = None
+    #: When the request reached the fake (epoch seconds): what its rate limits count.
+    at: float = field(default_factory=time.time)
 
 
 class RequestLog:

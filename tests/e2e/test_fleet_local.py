@@ -5,6 +5,7 @@ made up for by the fleet sweep; a forged one changes nothing."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections import Counter
@@ -107,7 +108,16 @@ def test_fleet_thirty_orders_end_with_files_one_event_and_at_most_three_gets_eac
     print(f"upstream requests by (op, status): {sorted(statuses.items())}")
     assert max(per_order.values()) <= MAX_GETS_PER_ORDER, (sorted(per_order.values()), statuses)
     throttled = [r for r in logged if r["status"] == 429]
-    assert throttled == [], Counter(r["op"] for r in throttled)
+    assert throttled == [], [_second_before(logged, r) for r in throttled]
+
+
+def _second_before(logged: list[dict[str, Any]], refused: dict[str, Any]) -> str:
+    """The requests of the refused one's endpoint that reached the fake in the second before it."""
+    arrivals = [
+        r["at"] for r in logged if r["op"] == refused["op"] and refused["at"] - 1.0 < r["at"] <= refused["at"]
+    ]
+    gaps = ", ".join(f"{later - earlier:.3f}" for earlier, later in itertools.pairwise(arrivals))
+    return f"{refused['op']} 429: {len(arrivals)} arrivals within 1 s, gaps {gaps} s"
 
 
 def test_fleet_lost_planet_webhook_order_still_ends_by_the_sweep(

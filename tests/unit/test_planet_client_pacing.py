@@ -215,3 +215,29 @@ def test_paced_client_scope_is_a_fingerprint_never_the_key(clock: Clock) -> None
     assert key == f"pace#{key_fingerprint(API_KEY)}#get"
     assert API_KEY not in key and len(key_fingerprint(API_KEY)) == 12
     assert key_fingerprint(API_KEY) != key_fingerprint(API_KEY + "x")
+
+
+def test_paced_client_that_wakes_after_its_slot_is_over_takes_a_new_slot(
+    mocked: responses.RequestsMock, clock: Clock
+) -> None:
+    mocked.get(f"{ORDERS}/{ORDER_ID}", json=order_json())
+    store = InMemoryPaceStore()
+    client = paced_client(store, clock)
+    client.get_order(ORDER_ID)  # the endpoint's next slot is now one interval away
+    started = clock.now
+    overslept = iter([0.5])  # the sleep for that slot ends 0.5 s late (a busy process)
+
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds + next(overslept, 0.0))
+
+    client._sleep = sleep
+    client.get_order(ORDER_ID)
+
+    interval = 1 / (3 * 0.8)
+    # Woke 0.5 s after its slot: that slot is left unused and the request goes out on a new one, taken when
+    # it woke, so the slots after it keep their spacing.
+    assert clock.slept == pytest.approx([interval + 0.5])
+    assert store.next_free(f"pace#{key_fingerprint(API_KEY)}#get") == pytest.approx(
+        started + 2 * interval + 0.5
+    )
+    assert len(mocked.calls) == 2

@@ -329,23 +329,30 @@ class PlanetClient:
         """Wait for ``endpoint``'s slot of the deployment's pace, or raise a deferral without sending."""
         if self._pacer is None:
             return
-        try:
-            reservation = self._pacer.reserve(endpoint, self._pace_max_wait)
-        except PacingUnavailable as exc:
-            metrics.add_metric(name="PacingUnavailable", unit="Count", value=1)
-            logger.warning("Planet request sent unpaced", extra={"endpoint": endpoint, "error": str(exc)})
-            return
-        if not reservation.taken:
-            metrics.add_metric(name="UpstreamDeferred", unit="Count", value=1)
-            raise UpstreamRateLimited(
-                f"Planet {method} {urlsplit(url).path} deferred, not sent: the deployment's {endpoint} "
-                f"requests are paced to Planet's limit and the next free slot is "
-                f"{reservation.wait_seconds:.1f} s away",
-                retry_after=reservation.wait_seconds,
-                deferred=True,
-            )
-        if reservation.wait_seconds > 0:
-            self._sleep(reservation.wait_seconds)
+        from order_core.services.pacing import MAX_LATE_RETAKES
+
+        for _ in range(1 + MAX_LATE_RETAKES):
+            try:
+                reservation = self._pacer.reserve(endpoint, self._pace_max_wait)
+            except PacingUnavailable as exc:
+                metrics.add_metric(name="PacingUnavailable", unit="Count", value=1)
+                logger.warning("Planet request sent unpaced", extra={"endpoint": endpoint, "error": str(exc)})
+                return
+            if not reservation.taken:
+                break
+            if reservation.wait_seconds > 0:
+                self._sleep(reservation.wait_seconds)
+            if self._pacer.on_time(reservation):
+                return
+            # Woke after the slot was over (a busy process): sent now, it would crowd the next slots.
+        metrics.add_metric(name="UpstreamDeferred", unit="Count", value=1)
+        wait = reservation.wait_seconds if not reservation.taken else self._pacer.interval(endpoint)
+        raise UpstreamRateLimited(
+            f"Planet {method} {urlsplit(url).path} deferred, not sent: the deployment's {endpoint} "
+            f"requests are paced to Planet's limit and the next free slot is {wait:.1f} s away",
+            retry_after=wait,
+            deferred=True,
+        )
 
     def _hold(self, endpoint: str, retry_after: float | None) -> None:
         """Planet answered 429: the whole deployment waits out its Retry-After, not only this caller."""

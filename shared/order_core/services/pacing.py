@@ -103,6 +103,8 @@ class Reservation:
     endpoint: str
     taken: bool
     wait_seconds: float
+    #: Taken: the latest time (the pacer's clock) the request may still go out on this slot.
+    send_by: float = math.inf
 
 
 class Pacer:
@@ -162,7 +164,12 @@ class Pacer:
                 wait = max(0.0, self._store.next_free(key) - answered)
                 return Reservation(endpoint, taken=False, wait_seconds=wait)
             if answered - slot <= self._max_late:
-                return Reservation(endpoint, taken=True, wait_seconds=max(0.0, slot - answered))
+                return Reservation(
+                    endpoint,
+                    taken=True,
+                    wait_seconds=max(0.0, slot - answered),
+                    send_by=slot + self._max_late,
+                )
             # The answer came after the slot had passed: sent now, the request could land in the same
             # second as the slots after it. The missed slot stays unused (that never harms Planet's limit).
         return Reservation(endpoint, taken=False, wait_seconds=interval)
@@ -174,6 +181,11 @@ class Pacer:
             hold = retry_after
         self._store.hold(self._key(endpoint), self._clock() + hold)
         return hold
+
+    def on_time(self, reservation: Reservation) -> bool:
+        """True while a taken slot may still be used: after its wait, a caller that woke too late (a busy
+        process, a long garbage collection) takes another slot rather than crowd the ones after it."""
+        return self._clock() <= reservation.send_by
 
     def _key(self, endpoint: str) -> str:
         return f"pace#{self._scope}#{endpoint}"
