@@ -359,6 +359,27 @@ def test_downloader_with_pacer_spaces_planet_links_for_the_whole_fleet(virtual_t
 
 
 @responses.activate
+def test_downloader_that_wakes_after_its_slot_is_over_takes_a_new_one(
+    virtual_time: _VirtualTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    responses.get(PLANET, body=b"x", headers={"Content-Length": "1"})
+    store = InMemoryPaceStore()
+    loader = fleet_downloader(store, virtual_time)
+    with loader.open(PLANET):
+        pass
+    started = virtual_time.now
+    late = iter([0.4])  # the sleep for the next slot ends 0.4 s late (a starved process)
+    monkeypatch.setattr(downloads.time, "sleep", lambda s: virtual_time.sleep(s + next(late, 0.0)))
+
+    with loader.open(PLANET):
+        pass
+
+    # The missed slot stays unused; the request went out on a new one, taken when it woke.
+    assert store.next_free("pace#k#download") == pytest.approx(started + 0.25 + 0.4 + 0.25)
+    assert len(responses.calls) == 2
+
+
+@responses.activate
 def test_downloader_with_pacer_storage_urls_take_no_slot(virtual_time: _VirtualTime) -> None:
     responses.get(STORAGE, body=b"x", headers={"Content-Length": "1"})
     store = InMemoryPaceStore()

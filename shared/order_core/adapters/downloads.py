@@ -442,7 +442,10 @@ class ResultDownloader:
             if reservation.taken:
                 if reservation.wait_seconds > 0:
                     time.sleep(reservation.wait_seconds)
-                return
+                if self._pacer.on_time(reservation):
+                    return
+                # Woke after the slot was over (a starved process): sent now, it would crowd the next slots.
+                continue
             # Booked (or held after a 429) beyond the horizon: ask again once the horizon reaches it.
             time.sleep(min(max(reservation.wait_seconds - DOWNLOAD_SLOT_HORIZON_SECONDS, 0.05), 5.0))
         self._limiter.wait()
