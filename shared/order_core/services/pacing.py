@@ -36,7 +36,8 @@ __all__ = [
     "Reservation",
 ]
 
-#: How many times a caller whose slot had passed before the store answered takes a new one before deferring.
+#: How many times a caller whose slot was over before it could use it (the store answered or its sleep
+#: ended too late) takes a new one before deferring.
 MAX_LATE_RETAKES = 2
 
 #: Requests per second per API key, by endpoint (Planet's "Rate Limits" table).
