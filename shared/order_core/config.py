@@ -48,6 +48,9 @@ class Settings(BaseModel):
     planet_pacing: bool = True
     #: The longest a function sleeps for its request slot; a later slot defers the call like a 429.
     planet_pace_max_wait_seconds: float = Field(default=2.0, ge=0, le=60)
+    #: The part of Planet's per-key limits the deployment paces itself to (services/pacing.py); the rest
+    #: absorbs how late a request can reach Planet after its slot.
+    planet_pace_share: float = Field(default=0.8, gt=0, le=1)
     download_token_secret_id: str = ""
     download_token_ttl_seconds: int = 3600
 

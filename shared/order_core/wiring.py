@@ -85,7 +85,11 @@ def planet_pacer() -> Pacer | None:
     from order_core.adapters.planet_client import key_fingerprint
     from order_core.services.pacing import Pacer
 
-    return Pacer(DynamoPaceStore(settings.fleet_table), scope=key_fingerprint(planet_api_key(settings)))
+    return Pacer(
+        DynamoPaceStore(settings.fleet_table),
+        scope=key_fingerprint(planet_api_key(settings)),
+        share=settings.planet_pace_share,
+    )
 
 
 @lru_cache(maxsize=1)
