@@ -159,7 +159,10 @@ def _up() -> int:
             return 1
         print(_banner(stack.outputs, stack.state_dir), file=console, flush=True)
         print("Local stack ready", file=console, flush=True)
-        stop.wait()
+        # Never one unbounded wait: the kernel may deliver Ctrl-C to any of the stack's threads, and Python
+        # runs the handler only when the main thread wakes (seen: a Ctrl-C ignored until a signal 60 s on).
+        while not stop.wait(timeout=0.2):
+            pass
     finally:
         stack.stop()
     return 0
