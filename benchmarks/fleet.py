@@ -970,8 +970,8 @@ What is simulated, and what is not:
   would measure the deadline, not the tracking. Webhooks arrive 1-30 s after the final state (uniform).
 - No 5xx, no Lambda errors, no other clients of the key; a landing takes 30 s after its GET and its
   downloads (Planet's download endpoint, 5/s) are not counted. Step Functions and Lambda run instantly.
-- The new workflow's states are read from the ASL; until issue 12's ASL is in the tree (wake12), its
-  waiting cycle is DESIGN12's names (the note above the table says so).
+- The new workflow's states are read from this tree's ASL (`WaitForChange` and its retry cycle); a
+  tree without `WaitForChange` would fall back to DESIGN12's names and say so above the table.
 """
 
 
