@@ -17,6 +17,7 @@ from order_core.models.lifecycle import (
     ACTIVE_STATES,
     AT_PLANET,
     BEFORE_PLANET,
+    FINAL_UPSTREAM,
     Phase,
     can_move,
     may_replace,
@@ -222,7 +223,7 @@ class InMemoryOrderStore:
             if record is None or record.phase not in store_changes.WATCHED:
                 return None
             self._write("watch", order_id, store_changes.watching(task_token), phases=store_changes.WATCHED)
-            return record.wake_pending or record.upstream_state in store_changes.NOTHING_TO_WAIT_FOR
+            return record.wake_pending or record.upstream_state in FINAL_UPSTREAM
 
     def take_wake_token(self, order_id: str) -> str | None:
         with self._lock:

@@ -16,6 +16,7 @@ from order_core.models.lifecycle import (
     ACTIVE_STATES,
     AT_PLANET,
     BEFORE_PLANET,
+    FINAL_UPSTREAM,
     Phase,
     guard,
     replaceable_by,
@@ -408,10 +409,7 @@ class OrdersRepository:
                 return None
             raise
         before = response.get("Attributes", {})
-        return (
-            bool(before.get("wake_pending", False))
-            or before.get("upstream_state") in store_changes.NOTHING_TO_WAIT_FOR
-        )
+        return bool(before.get("wake_pending", False)) or before.get("upstream_state") in FINAL_UPSTREAM
 
     def take_wake_token(self, order_id: str) -> str | None:
         from botocore.exceptions import ClientError

@@ -97,8 +97,6 @@ WATCHED = frozenset({Phase.SUBMITTED})
 #: submitted, since Planet's webhook for an order created by an ambiguous POST can come before the
 #: submitter has found it (by then Planet may have finished it, and no later change would wake it).
 WAKE_KEPT = frozenset({Phase.SUBMITTING, Phase.SUBMITTED})
-#: Planet's recorded states that leave nothing to wait for: a wait on them ends at once.
-NOTHING_TO_WAIT_FOR = frozenset(state.value for state in OrderState if state.is_final)
 
 
 def watching(task_token: str) -> dict[str, Any]:

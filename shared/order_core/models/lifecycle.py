@@ -41,6 +41,9 @@ BEFORE_PLANET = frozenset({Phase.ACCEPTED, Phase.SUBMITTING})
 #: Phases in which Planet has the order and polls are recorded.
 AT_PLANET = frozenset({Phase.SUBMITTED, Phase.DELIVERING})
 
+#: Planet's final states, as recorded (``upstream_state``): nothing changes after them.
+FINAL_UPSTREAM = frozenset(state.value for state in OrderState if state.is_final)
+_UPSTREAM_STATES = frozenset(state.value for state in OrderState)
 #: Planet's states that are not final: the orders stats count, and the sparse ``active`` index holds.
 ACTIVE_STATES = frozenset({OrderState.queued, OrderState.running})
 #: Upstream states meaning Planet has started the order: a client sees it ``running`` until finalized.
@@ -54,7 +57,7 @@ def may_replace(recorded: str | None, reported: OrderState) -> bool:
     once). A report read before the recorded one (a sweep's page listed while the order ran, written after a
     GET saw it delivered) must not take the order back: the landing reads the recorded state.
     """
-    if recorded is None or recorded not in _KNOWN_UPSTREAM:
+    if recorded is None or recorded not in _UPSTREAM_STATES:
         return True
     before = OrderState(recorded)
     if before.is_final:
@@ -65,9 +68,6 @@ def may_replace(recorded: str | None, reported: OrderState) -> bool:
 def replaceable_by(reported: OrderState) -> tuple[str, ...]:
     """The recorded states a report of ``reported`` may replace (stores turn it into a guard)."""
     return tuple(sorted(state.value for state in OrderState if may_replace(state.value, reported)))
-
-
-_KNOWN_UPSTREAM = frozenset(state.value for state in OrderState)
 
 
 def can_move(current: Phase, target: Phase) -> bool:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from order_core.adapters.planet_client import PlanetClient
 from order_core.errors import OrderNotFound, UpstreamRateLimited, UpstreamUnavailable
 from order_core.errors import UnusableUpstreamOrder as UnusableUpstreamOrder
+from order_core.models.lifecycle import FINAL_UPSTREAM
 from order_core.models.order import OrderRecord, PollResult, utcnow
 from order_core.models.planet import OrderState
 from order_core.observability import bind_order, logger
@@ -26,8 +27,6 @@ from order_core.services.tracking import TrackingPolicy, own_poll_needed
 #: Step Functions ends an execution at 25,000 history events; one poll costs 9 (Wait 2, Task 5, Choice 2).
 #: Keeping an order's polls under this count leaves room for the landing loop and retries.
 MAX_POLLS_PER_EXECUTION = 2400
-
-_FINAL = frozenset(state.value for state in OrderState if state.is_final)
 
 
 def history_safe_policy(first_wait: int, max_wait: int, deadline_seconds: int) -> BackoffPolicy:
@@ -159,7 +158,7 @@ class PollService:
         """
         if self._last_sweep is None:
             return False
-        if record.upstream_state is not None and record.upstream_state in _FINAL:
+        if record.upstream_state is not None and record.upstream_state in FINAL_UPSTREAM:
             return False
         last_own = record.last_own_poll_at or record.submitted_at  # the create's answer was Planet's word
         return not own_poll_needed(

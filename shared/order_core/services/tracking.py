@@ -24,11 +24,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from order_core.models.planet import OrderState
+from order_core.models.lifecycle import FINAL_UPSTREAM
 
 __all__ = ["Followed", "SweepPlan", "TrackingPolicy", "own_poll_needed", "plan_sweep", "sweep_window"]
-
-_FINAL = frozenset(state.value for state in OrderState if state.is_final)
 
 
 @dataclass(frozen=True)
@@ -91,7 +89,7 @@ def plan_sweep(listed: Iterable[tuple[str, str]], followed: Mapping[str, Followe
         known = followed.get(upstream_id)
         if known is None or state == known.upstream_state:
             continue
-        if state in _FINAL:
+        if state in FINAL_UPSTREAM:
             wake[known.order_id] = None
             record.pop(known.order_id, None)
         elif known.order_id not in wake:
